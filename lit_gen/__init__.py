@@ -1,0 +1,3 @@
+"""lit_gen: a PyTorch Lightning experiment suite for GANs and VAEs."""
+
+__version__ = "0.1.0"

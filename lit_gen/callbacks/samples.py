@@ -1,0 +1,69 @@
+"""Sample grids from the fixed-noise buffer every N epochs and at the end (rank 0 only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lit_gen.models.base import Grid
+
+
+def save_grid(grid: Grid, path: Path, data: torch.Tensor | None = None) -> Path:
+    """PNG of an image grid, or a scatter of 2D points over `data` (N, 2)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = grid.x.detach().float().cpu()
+    if x.ndim == 2:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+        if data is not None:
+            d = data[:2000].float().cpu()
+            ax.scatter(d[:, 0], d[:, 1], s=4, c="0.75", label="data")
+        ax.scatter(x[:, 0], x[:, 1], s=6, c="tab:red", label="samples")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+    else:
+        from torchvision.utils import save_image
+
+        save_image(x, path, nrow=grid.nrow, normalize=True, value_range=(-1, 1), padding=1)
+    return path
+
+
+class SampleGrids(L.Callback):
+    """Writes samples/<grid>_epoch<E>.png every `every_n_epochs` and <grid>_final.png at the end.
+
+    Grids come from `pl_module.sample_grids()`; they also go to wandb when it is enabled.
+    """
+
+    def __init__(self, out_dir: str | Path, every_n_epochs: int = 1):
+        self.out_dir = Path(out_dir)
+        self.every_n_epochs = every_n_epochs
+
+    def _write(self, trainer: L.Trainer, pl_module, tag: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        data = getattr(dm, "x_train", None) if getattr(dm, "kind", "") == "toy" else None
+        paths = []
+        for name, grid in pl_module.sample_grids().items():
+            paths.append(save_grid(grid, self.out_dir / f"{name}_{tag}.png", data))
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.log_image(key="samples", images=[str(p) for p in paths],
+                                 caption=[p.stem for p in paths], step=trainer.global_step)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs == 0:
+            self._write(trainer, pl_module, f"epoch{epoch:04d}")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._write(trainer, pl_module, "final")

@@ -1,0 +1,322 @@
+"""The typed config schema, loading (defaults <- yaml files <- overrides) and validation.
+
+Everything a run does is decided here, before any work starts: an unknown key, a wrong type
+or an unknown registry name is a ConfigError naming the key and the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lit_gen.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Which data, how it is split and batched. `batch_size` is per device (per DDP process)."""
+
+    name: str = "digits"
+    root: str = "data"  # where torchvision sets and image folders live
+    download: bool = True
+    batch_size: int = 64
+    num_workers: int = 0
+    val_fraction: float = 0.1  # deterministic (seeded) split of the training set
+    image_size: int | None = None  # resize images to this side (None: native size)
+    channels: int | None = None  # image_folder: 1 or 3 (None: 3)
+    limit: int | None = None  # use only the first N training examples (tiny runs, tests)
+    binarize: bool = False  # images to {-1, 1}, for Bernoulli likelihoods
+    # toy 2D sets
+    n_samples: int = 20000
+    radius: float | None = None  # ring2d: circle radius (1); grid2d: spacing (2)
+    std: float | None = None  # mode std (ring2d 0.01, grid2d 0.05)
+    on_device: bool = False  # hold the whole set as one tensor on the training device
+
+
+@dataclass
+class OptimConfig:
+    """One optimizer and its optional LR scheduler (stepped once per epoch)."""
+
+    name: str = "adam"  # adam | adamw | rmsprop | sgd
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd / rmsprop
+    scheduler: str | None = None  # cosine | linear | step | exponential (None: constant)
+    scheduler_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EMAConfig:
+    """Exponential moving average of the generator weights (generator only)."""
+
+    decay: float | None = None  # None disables EMA; e.g. 0.999
+    start_step: int = 0  # generator step after which averaging starts
+
+
+@dataclass
+class ModelConfig:
+    """The model: a registered LightningModule, its nets, losses and optimizers.
+
+    `generator` / `discriminator` / `encoder` are net specs: `{name: <net>, **kwargs}`,
+    validated against the net's constructor. `params` holds the keyword arguments that only
+    one model class takes (BEGAN's gamma, InfoGAN's codes, ...), validated against it.
+    """
+
+    name: str = "gan"
+    latent_dim: int = 64
+    generator: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
+    discriminator: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
+    encoder: dict[str, Any] | None = None
+    loss: str = "nonsaturating"
+    penalties: list[dict[str, Any]] = field(default_factory=list)
+    n_critic: int = 1
+    g_optim: OptimConfig = field(default_factory=OptimConfig)
+    d_optim: OptimConfig = field(default_factory=OptimConfig)
+    e_optim: OptimConfig | None = None  # third optimizer where a model has one (VAE-GAN)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    params: dict[str, Any] = field(default_factory=dict)
+    compile: bool = False  # torch.compile the nets
+    channels_last: bool = False  # channels_last memory format for conv nets
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer arguments under their own names; null means Lightning's default.
+
+    `gradient_clip_val` / `gradient_clip_algorithm` are applied by the model itself (manual
+    optimization), to every optimizer step.
+    """
+
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: Any = "32-true"
+    max_epochs: int | None = 20
+    max_steps: int = -1
+    max_time: str | None = None
+    min_epochs: int | None = None
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    val_check_interval: Any = None
+    check_val_every_n_epoch: int | None = 1
+    num_sanity_val_steps: int | None = 0
+    log_every_n_steps: int = 10
+    deterministic: Any = None
+    benchmark: bool | None = None
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: str | None = None
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+    fast_dev_run: Any = False
+    profiler: str | None = None
+    detect_anomaly: bool = False
+    sync_batchnorm: bool = False
+    overfit_batches: Any = 0.0
+
+
+@dataclass
+class RunConfig:
+    """Where the run writes and what it keeps."""
+
+    dir: str | None = None  # None: <root>/<experiment>-<timestamp>
+    root: str = "runs"
+    sample_every_n_epochs: int = 1  # sample grid every N epochs (and always at the end)
+    n_grid: int = 64  # images in a sample grid (size of the fixed-noise buffer)
+    monitor: str | None = None  # metric for best checkpoints, e.g. "val/elbo" or "fid"
+    monitor_mode: str = "min"
+    save_top_k: int = 1
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    project: str = "lit_gen"
+    entity: str | None = None
+    mode: str | None = None  # online | offline | None: offline when no credentials
+    tags: list[str] = field(default_factory=list)
+    group: str | None = None
+
+
+@dataclass
+class LoggerConfig:
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class MetricsConfig:
+    """Sample-quality metrics computed during and after training (see lit_gen/metrics)."""
+
+    names: list[str] = field(default_factory=list)  # isc, fid, kid, prc (images); toy; likelihood
+    every_n_epochs: int | None = None  # None: only at the end
+    num_samples: int = 10000
+    real_split: str = "train"  # train | test
+    batch_size: int = 256
+    feature_extractor: str = "inception-v3-compat"  # or "classifier"
+    inception_weights: str | None = None  # local weights file for machines without internet
+    classifier_ckpt: str | None = None  # domain classifier for feature_extractor=classifier
+    cache_dir: str | None = None  # real-statistics cache (None: torch-fidelity's default)
+    kid_subset_size: int = 1000
+    prc_neighborhood: int = 3
+    iwae_k: int = 5000  # importance samples for the VAE log-likelihood estimate
+    toy_samples: int = 2500
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    experiment: str | None = None  # set from the last --config file's name when null
+    resume: str | None = None  # "last" or a checkpoint path
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+def _describe(err: OmegaConfBaseException, source: str) -> str:
+    key = getattr(err, "full_key", None) or "?"
+    msg = str(getattr(err, "msg", None) or err).splitlines()[0]
+    if "not in struct" in msg or "Key '" in msg and "not in" in msg:
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        node = OmegaConf.structured(Config)
+        valid = ""
+        try:
+            sub = OmegaConf.select(node, parent) if parent else node
+            if isinstance(sub, DictConfig):
+                valid = f" Valid keys{' under ' + repr(parent) if parent else ''}: {', '.join(sub.keys())}"
+        except OmegaConfBaseException:
+            pass
+        return f"unknown config key '{key}' ({source}).{valid}"
+    return f"invalid value for '{key}' ({source}): {msg}"
+
+
+def normalize_overrides(args: list[str]) -> list[str]:
+    """Accept `key=value`, `--key=value` (wandb `${args}`) and `++key=value` alike."""
+    out = []
+    for a in args:
+        a = a.lstrip("+")
+        if a.startswith("--"):
+            a = a[2:]
+        if "=" not in a:
+            raise ConfigError(f"override '{a}' is not of the form key=value")
+        out.append(a)
+    return out
+
+
+NET_KEYS = ("generator", "discriminator", "encoder")
+
+
+def _reset_renamed_nets(cfg: DictConfig, update: DictConfig) -> None:
+    """A net spec whose `name` changes is replaced whole, not merged key by key (the
+    arguments of one net mean nothing to another)."""
+    model = update.get("model") if isinstance(update, DictConfig) else None
+    if not isinstance(model, DictConfig):
+        return
+    for net in NET_KEYS:
+        new = model.get(net)
+        old = cfg.model.get(net)
+        if isinstance(new, DictConfig) and "name" in new and old is not None \
+                and old.get("name") != new.get("name"):
+            cfg.model[net] = {}
+
+
+def _read_with_defaults(path: Path, seen: tuple[Path, ...]) -> list[tuple[str, DictConfig]]:
+    """A yaml file preceded by the files its `defaults:` list names (relative to it)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path} includes itself through `defaults:`")
+    try:
+        file_cfg = OmegaConf.load(path)
+    except Exception as err:  # yaml errors of every kind: name the file, no traceback
+        raise ConfigError(f"cannot parse {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(file_cfg, DictConfig):
+        raise ConfigError(f"{path} must hold a mapping of config keys")
+    out: list[tuple[str, DictConfig]] = []
+    includes = file_cfg.pop("defaults", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    for inc in includes:
+        out += _read_with_defaults(path.parent / str(inc), (*seen, path.resolve()))
+    out.append((str(path), file_cfg))
+    return out
+
+
+def load(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = ()) -> DictConfig:
+    """Defaults <- each yaml file in order <- dotlist overrides, then validation."""
+    cfg = OmegaConf.structured(Config)
+    for path in config_files:
+        for source, file_cfg in _read_with_defaults(Path(path), ()):
+            try:
+                _reset_renamed_nets(cfg, file_cfg)
+                cfg = OmegaConf.merge(cfg, file_cfg)
+            except OmegaConfBaseException as err:
+                raise ConfigError(_describe(err, source)) from None
+    dotlist = normalize_overrides(list(overrides))
+    try:
+        over = OmegaConf.from_dotlist(dotlist)
+        _reset_renamed_nets(cfg, over)
+        cfg = OmegaConf.merge(cfg, over)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_describe(err, "command line")) from None
+    if cfg.experiment is None:
+        cfg.experiment = Path(config_files[-1]).stem if config_files else "default"
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check everything the schema cannot: registry names, net and model arguments, ranges."""
+    from lit_gen.data import DATASETS
+    from lit_gen.models import MODELS, validate_model_config
+
+    DATASETS.get(cfg.data.name, "data.name")
+    MODELS.get(cfg.model.name, "model.name")
+    positive = {
+        "data.batch_size": cfg.data.batch_size,
+        "model.latent_dim": cfg.model.latent_dim,
+        "model.n_critic": cfg.model.n_critic,
+        "run.n_grid": cfg.run.n_grid,
+        "run.sample_every_n_epochs": cfg.run.sample_every_n_epochs,
+        "metrics.num_samples": cfg.metrics.num_samples,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    if not 0.0 <= cfg.data.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.run.monitor_mode not in ("min", "max"):
+        raise ConfigError(f"run.monitor_mode must be 'min' or 'max', got '{cfg.run.monitor_mode}'")
+    if cfg.data.image_size is not None and cfg.data.image_size < 4:
+        raise ConfigError(f"data.image_size must be >= 4, got {cfg.data.image_size}")
+    if cfg.data.channels not in (None, 1, 3):
+        raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    validate_model_config(cfg.model)
+    from lit_gen.metrics import validate_metrics_config
+
+    validate_metrics_config(cfg)
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def from_container(data: dict[str, Any]) -> DictConfig:
+    """Rebuild a validated config from a plain dict (e.g. the one stored in a checkpoint)."""
+    cfg = OmegaConf.structured(Config)
+    try:
+        return OmegaConf.merge(cfg, OmegaConf.create(data))
+    except OmegaConfBaseException as err:
+        raise ConfigError(_describe(err, "stored config")) from None
+
+
+def schema_fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]

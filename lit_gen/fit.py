@@ -1,0 +1,193 @@
+"""`python -m lit_gen.fit --config conf/experiment/NAME.yaml [key=value ...]`: train one run.
+
+Builds the DataModule, model, callbacks, loggers and Trainer from the config; no model
+logic lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from lit_gen.errors import CheckpointError, ConfigError, cli_main
+from lit_gen.run_dir import CHECKPOINTS_DIR, CONFIG_FILE, RUN_DIR_ENV, SAMPLES_DIR
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m lit_gen.fit",
+        description="Train one experiment. Overrides: key=value or --key=value (OmegaConf dotlist).")
+    parser.add_argument("--config", action="append", default=[],
+                        help="experiment yaml; several merge left to right")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config and exit")
+    return parser.parse_known_args(argv)
+
+
+def _rank() -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0)
+
+
+def resolve_run_dir(cfg) -> tuple[Path, str | None]:
+    """(run dir, checkpoint to resume from) for this run; checks nothing is overwritten."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if cfg.resume is not None and cfg.resume != "last":
+        ckpt = Path(cfg.resume)
+        from lit_gen.checkpoint import read_checkpoint
+
+        read_checkpoint(ckpt)  # fail early and clearly on a missing or corrupt file
+        if cfg.run.dir:
+            run_dir = Path(cfg.run.dir)
+        elif ckpt.parent.name == CHECKPOINTS_DIR:
+            run_dir = ckpt.parent.parent
+        else:
+            raise ConfigError(f"resume={ckpt} is not inside a run's checkpoints/ folder; "
+                              "also set run.dir")
+        return run_dir, str(ckpt)
+    if cfg.resume == "last":
+        if cfg.run.dir:
+            run_dir = Path(cfg.run.dir)
+        else:
+            root = Path(cfg.run.root)
+            found = sorted(root.glob(f"{cfg.experiment}-*/{CHECKPOINTS_DIR}/last.ckpt"),
+                           key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+            if not found:
+                raise CheckpointError(f"resume=last: no run of '{cfg.experiment}' with "
+                                      f"checkpoints/last.ckpt under {root}/; set run.dir")
+            run_dir = found[-1].parent.parent
+        ckpt = run_dir / CHECKPOINTS_DIR / "last.ckpt"
+        if not ckpt.is_file():
+            raise CheckpointError(f"resume=last: {ckpt} does not exist; start the run "
+                                  "without resume, or pass resume=PATH")
+        return run_dir, str(ckpt)
+    if inherited:
+        return Path(inherited), None
+    if cfg.run.dir:
+        run_dir = Path(cfg.run.dir)
+    else:
+        stamp = (os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+                 or time.strftime("%Y%m%d-%H%M%S"))
+        run_dir = Path(cfg.run.root) / f"{cfg.experiment}-{stamp}"
+    if (run_dir / CONFIG_FILE).exists() and _rank() == 0:
+        raise ConfigError(f"run dir {run_dir} already holds a run; pass resume=last to "
+                          "continue it, or choose another run.dir")
+    return run_dir, None
+
+
+def trainer_kwargs(cfg, model) -> dict:
+    """Lightning Trainer arguments from the `trainer` section (nulls: Lightning's default)."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from lit_gen.config import to_container
+
+    kwargs = {k: v for k, v in to_container(cfg.trainer).items() if v is not None}
+    # manual optimization: the model clips its own gradients
+    kwargs.pop("gradient_clip_val", None)
+    kwargs.pop("gradient_clip_algorithm", None)
+    if kwargs.get("strategy") == "ddp" and model.ddp_find_unused_parameters:
+        # the players alternate: a D step leaves G without gradients, and vice versa
+        kwargs["strategy"] = DDPStrategy(find_unused_parameters=True)
+    return kwargs
+
+
+def build_loggers(cfg, run_dir: Path) -> list:
+    from lit_gen.logging_utils import build_csv_logger, build_wandb_logger
+
+    loggers = [build_csv_logger(run_dir)]
+    if cfg.logger.wandb.enabled:
+        loggers.append(build_wandb_logger(cfg, run_dir))
+    return loggers
+
+
+def build_callbacks(cfg, run_dir: Path) -> list:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lit_gen.callbacks import DDPParameterCheck, EpochSeeding, FinalMetrics, SampleGrids
+
+    if cfg.run.monitor:
+        ckpt_kwargs = {"monitor": cfg.run.monitor, "mode": cfg.run.monitor_mode,
+                       "save_top_k": cfg.run.save_top_k, "filename": "best-epoch{epoch:04d}",
+                       "auto_insert_metric_name": False}
+    else:
+        ckpt_kwargs = {"save_top_k": 0}
+    callbacks = [
+        EpochSeeding(cfg.seed),
+        ModelCheckpoint(dirpath=str(run_dir / CHECKPOINTS_DIR), save_last=True, **ckpt_kwargs),
+        SampleGrids(run_dir / SAMPLES_DIR, cfg.run.sample_every_n_epochs),
+        FinalMetrics(run_dir),
+        DDPParameterCheck(run_dir),
+    ]
+    from lit_gen.callbacks import extra_callbacks
+
+    callbacks += extra_callbacks(cfg, run_dir)
+    return callbacks
+
+
+def run(cfg) -> Path:
+    """Train the experiment described by a validated config; returns the run dir."""
+    import warnings
+
+    import lightning as L
+
+    from lit_gen.data import build_datamodule
+    from lit_gen.models import build_model
+
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg.data, seed=cfg.seed)
+    dm.setup()  # load (and check) the data before anything is written
+    model = build_model(cfg, dm.info().as_dict())
+    run_dir, ckpt_path = resolve_run_dir(cfg)
+    inherited = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP processes started later use the same dir
+    try:
+        return _fit(cfg, dm, model, run_dir, ckpt_path)
+    finally:
+        if inherited is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _fit(cfg, dm, model, run_dir: Path, ckpt_path: str | None) -> Path:
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from lit_gen.run_dir import atomic_write_text
+
+    if _rank() == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    trainer = L.Trainer(
+        default_root_dir=str(run_dir),
+        logger=build_loggers(cfg, run_dir),
+        callbacks=build_callbacks(cfg, run_dir),
+        **trainer_kwargs(cfg, model),
+    )
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    if trainer.is_global_zero:
+        print(f"run dir: {run_dir}")
+    return run_dir
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    from omegaconf import OmegaConf
+
+    from lit_gen import config
+
+    args, overrides = parse_args(argv)
+    cfg = config.load(args.config, overrides)
+    if args.print_config:
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        return 0
+    run(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The one adversarial training loop (manual optimization); variants override small hooks."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from lit_gen.losses import LOSSES, PENALTIES
+from lit_gen.models.base import (
+    Batch,
+    GenerativeModule,
+    LossOutput,
+    build_optimizer,
+    build_scheduler,
+    default_optim,
+)
+from lit_gen.nets import build_net
+
+Tensor = torch.Tensor
+
+
+class Fake(NamedTuple):
+    """A generated batch: x = G(z, y), with the latent z (and codes) and labels y used."""
+
+    x: Tensor
+    z: Tensor
+    y: Tensor | None
+
+
+class AdversarialModule(GenerativeModule):
+    """A GAN: generator G and discriminator/critic D trained alternately.
+
+    Each training batch makes one D step; every `n_critic`-th batch also makes one G step
+    (a fresh z). The adversarial loss and the D penalties come from registries, so GAN
+    (Goodfellow et al. 2014), DCGAN (Radford et al. 2015), LSGAN (Mao et al. 2017), WGAN
+    (Arjovsky et al. 2017), WGAN-GP (Gulrajani et al. 2017), DRAGAN (Kodali et al. 2017),
+    hinge / SN-GAN (Miyato et al. 2018) and R1 GANs (Mescheder et al. 2018) are configs of
+    this one class. Structurally different GANs subclass it and override
+    `discriminator_loss`, `generator_loss`, `generate_fake` or `discriminate`.
+
+    Args:
+        generator / discriminator: net specs `{name, **kwargs}` (see lit_gen.nets).
+        loss: adversarial loss name (lit_gen.losses.LOSSES).
+        penalties: `[{name, **kwargs}]` D penalties (lit_gen.losses.PENALTIES).
+        n_critic: D steps per G step.
+        g_optim / d_optim: optimizer configs (lit_gen.config.OptimConfig as dict).
+        max_epochs: for LR schedules.
+    """
+
+    uses_nets = ("generator", "discriminator")
+
+    def __init__(self, *, generator: dict | None = None, discriminator: dict | None = None,
+                 loss: str = "nonsaturating", penalties: list | tuple = (), n_critic: int = 1,
+                 g_optim: dict | None = None, d_optim: dict | None = None,
+                 max_epochs: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_critic = n_critic
+        self.adv_loss = LOSSES.get(loss, "model.loss")
+        self.penalties = [PENALTIES.get(p["name"], "model.penalties.name")(
+            **{k: v for k, v in p.items() if k != "name"}) for p in penalties]
+        self.generator = self.build_generator(generator or {"name": "mlp"})
+        self.discriminator = self.build_discriminator(discriminator or {"name": "mlp"})
+        self.setup_ema()
+
+    # --- construction hooks -------------------------------------------------------------
+    def generator_input_dim(self) -> tuple[int, int]:
+        """(latent size, condition size) the generator takes."""
+        return self.latent_dim, 0
+
+    def build_generator(self, spec: dict) -> nn.Module:
+        latent, cond = self.generator_input_dim()
+        extra = {"cond_dim": cond} if cond else {}
+        return build_net(spec, "generator", "model.generator", latent_dim=latent,
+                         out_shape=self.data_shape, **extra)
+
+    def build_discriminator(self, spec: dict) -> nn.Module:
+        return build_net(spec, "discriminator", "model.discriminator", in_shape=self.data_shape)
+
+    # --- the hooks variants override ------------------------------------------------------
+    def discriminate(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """D's raw scores, (B,)."""
+        return self.discriminator(x).flatten()
+
+    def generate_fake(self, n: int, labels: Tensor | None = None) -> Fake:
+        """Draw z (and labels for conditional models) and run the training generator."""
+        y = labels if labels is not None else self.sample_labels(n)
+        z = self.sample_latent(n)
+        return Fake(self.decode(z, y, net=self.generator), z, y)
+
+    def discriminator_loss(self, real: Batch, fake: Fake) -> LossOutput:
+        y_real = real.y if self.conditional else None
+        d_real = self.discriminate(real.x, y_real)
+        d_fake = self.discriminate(fake.x, fake.y)
+        adv = self.adv_loss.d_loss(d_real, d_fake)
+        logs = {"d_adv": adv, "d_real": d_real.mean(), "d_fake": d_fake.mean()}
+        loss = adv
+        critic = lambda x: self.discriminate(x, y_real)  # noqa: E731
+        for p in self.penalties:
+            term = p.loss(critic, real.x, fake.x)
+            if term is not None:
+                logs[f"penalty_{p.name}"] = term
+                loss = loss + term
+        logs["d_loss"] = loss
+        return LossOutput(loss, logs)
+
+    def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
+        g = self.adv_loss.g_loss(self.discriminate(fake.x, fake.y))
+        return LossOutput(g, {"g_loss": g})
+
+    # --- the loop -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt_g = build_optimizer(self.generator.parameters(), hp.g_optim or default_optim(),
+                                "model.g_optim")
+        opt_d = build_optimizer(self.discriminator.parameters(), hp.d_optim or default_optim(),
+                                "model.d_optim")
+        scheds = [s for s in (build_scheduler(opt_g, hp.g_optim or {}, hp.max_epochs, "model.g_optim"),
+                              build_scheduler(opt_d, hp.d_optim or {}, hp.max_epochs, "model.d_optim"))
+                  if s is not None]
+        return [opt_g, opt_d], scheds
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        real = Batch(*batch)
+        opt_g, opt_d = self.optimizers()
+        n = len(real.x)
+
+        # D step: fakes without a graph into G
+        with torch.no_grad():
+            fake = self.generate_fake(n)
+        with self.toggled_optimizer(opt_d):
+            d_out = self.discriminator_loss(real, fake)
+            self.step_optimizer(opt_d, d_out.loss)
+        for p in self.penalties:
+            p.after_step(self.discriminator)
+        self.d_steps += 1
+        logs = dict(d_out.logs)
+
+        # G step every n_critic D steps
+        if self.d_steps % self.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                g_out = self.generator_loss(self.generate_fake(n), real)
+                self.step_optimizer(opt_g, g_out.loss)
+            self.g_steps += 1
+            self.update_ema()
+            logs.update(g_out.logs)
+        self.log_terms(logs, prog_bar=("d_loss", "g_loss"))
+        self.log("g_step", float(self.g_steps), on_step=True, on_epoch=False, prog_bar=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        real = Batch(*batch)
+        fake = self.generate_fake(len(real.x))
+        y_real = real.y if self.conditional else None
+        d_real = self.discriminate(real.x, y_real)
+        d_fake = self.discriminate(fake.x, fake.y)
+        self.log_terms({"d_real": d_real.mean(), "d_fake": d_fake.mean(),
+                        "d_adv": self.adv_loss.d_loss(d_real, d_fake)}, prefix="val")

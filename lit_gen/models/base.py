@@ -1,0 +1,264 @@
+"""The base LightningModule of the zoo: data info, fixed noise, `sample()`, grids, optimizers, EMA."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+import lightning as L
+import torch
+from torch import nn
+
+from lit_gen.errors import ConfigError
+from lit_gen.registry import Registry, check_kwargs
+
+Tensor = torch.Tensor
+
+
+class Batch(NamedTuple):
+    """A real batch: x (B, ...) in [-1, 1], y (B,) labels (zeros when the data has none)."""
+
+    x: Tensor
+    y: Tensor
+
+
+class Grid(NamedTuple):
+    """Images (N, C, H, W) laid out `nrow` per row, or points (N, 2) for toy data."""
+
+    x: Tensor
+    nrow: int = 8
+
+
+class LossOutput(NamedTuple):
+    """A scalar loss to optimise and the named terms to log (tensors, no host sync)."""
+
+    loss: Tensor
+    logs: dict[str, Tensor]
+
+
+OPTIMIZERS: Registry = Registry("optimizer")
+OPTIMIZERS.add("adam", torch.optim.Adam)
+OPTIMIZERS.add("adamw", torch.optim.AdamW)
+OPTIMIZERS.add("rmsprop", torch.optim.RMSprop)
+OPTIMIZERS.add("sgd", torch.optim.SGD)
+
+SCHEDULERS: Registry = Registry("scheduler")
+SCHEDULERS.add("cosine", lambda opt, epochs, **kw: torch.optim.lr_scheduler.CosineAnnealingLR(
+    opt, T_max=kw.pop("T_max", epochs), **kw))
+SCHEDULERS.add("linear", lambda opt, epochs, **kw: torch.optim.lr_scheduler.LinearLR(
+    opt, start_factor=kw.pop("start_factor", 1.0), end_factor=kw.pop("end_factor", 0.0),
+    total_iters=kw.pop("total_iters", epochs), **kw))
+SCHEDULERS.add("step", lambda opt, epochs, **kw: torch.optim.lr_scheduler.StepLR(
+    opt, step_size=kw.pop("step_size", max(epochs // 3, 1)), **kw))
+SCHEDULERS.add("exponential", lambda opt, epochs, **kw: torch.optim.lr_scheduler.ExponentialLR(
+    opt, gamma=kw.pop("gamma", 0.99), **kw))
+
+
+def build_optimizer(params, cfg: dict[str, Any], key: str) -> torch.optim.Optimizer:
+    cls = OPTIMIZERS.get(cfg["name"], f"{key}.name")
+    kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
+    if cls in (torch.optim.Adam, torch.optim.AdamW):
+        kwargs["betas"] = tuple(cfg["betas"])
+    else:
+        kwargs["momentum"] = cfg["momentum"]
+    return cls(params, **kwargs)
+
+
+def build_scheduler(opt, cfg: dict[str, Any], max_epochs: int | None, key: str):
+    if cfg.get("scheduler") is None:
+        return None
+    fn = SCHEDULERS.get(cfg["scheduler"], f"{key}.scheduler")
+    try:
+        return fn(opt, max_epochs or 100, **dict(cfg.get("scheduler_args") or {}))
+    except TypeError as err:
+        raise ConfigError(f"{key}.scheduler_args: {err}") from None
+
+
+def default_optim(**overrides) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from lit_gen.config import OptimConfig
+
+    return {**asdict(OptimConfig()), **overrides}
+
+
+class GenerativeModule(L.LightningModule):
+    """Base of every model: holds what all of them share.
+
+    Args:
+        data_info: `DataInfo.as_dict()` of the training data (shape, num_classes, kind).
+        latent_dim: size of the prior sample z.
+        n_grid: size of the fixed-noise buffer used for sample grids.
+        ema: `{decay, start_step}`; decay None disables the generator EMA.
+        gradient_clip_val / gradient_clip_algorithm: applied before every optimizer step.
+        seed: seeds the fixed noise.
+        run_config: the full resolved run config, stored in checkpoints for evaluation.
+    """
+
+    #: the nets a model builds from the config (validated before a run starts)
+    uses_nets: tuple[str, ...] = ("generator",)
+    #: True for models that need labels (conditional sampling)
+    conditional: bool = False
+    #: DDP must tolerate parameters without gradient in a backward (alternating players)
+    ddp_find_unused_parameters: bool = True
+
+    def __init__(self, *, data_info: dict, latent_dim: int = 64, n_grid: int = 64,
+                 ema: dict | None = None, gradient_clip_val: float | None = None,
+                 gradient_clip_algorithm: str | None = None, seed: int = 0,
+                 run_config: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.data_shape = tuple(data_info["shape"])
+        self.num_classes = int(data_info["num_classes"])
+        if self.conditional and self.num_classes < 2:
+            raise ConfigError(f"model '{type(self).__name__}' is conditional but data "
+                              f"'{data_info['name']}' has no labels; choose labelled data")
+        self.latent_dim = latent_dim
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("fixed_noise", torch.randn(n_grid, latent_dim, generator=gen))
+        self.register_buffer("fixed_labels", (torch.arange(n_grid) % max(self.num_classes, 1))
+                             if self.num_classes else torch.zeros(n_grid, dtype=torch.long))
+        # step counters are plain ints (no device sync in the loop), kept in checkpoints
+        self.g_steps = 0
+        self.d_steps = 0
+        self.ema_cfg = {"decay": None, "start_step": 0, **(ema or {})}
+        self.generator_ema: nn.Module | None = None
+
+    # --- generator EMA ----------------------------------------------------------------
+    def setup_ema(self) -> None:
+        """Call after self.generator exists: keeps an EMA copy when ema.decay is set."""
+        if self.ema_cfg["decay"] is not None:
+            if not 0.0 < self.ema_cfg["decay"] < 1.0:
+                raise ConfigError(f"model.ema.decay must be in (0, 1), got {self.ema_cfg['decay']}")
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        # before start_step the EMA copy just follows the generator
+        decay = self.ema_cfg["decay"] if self.g_steps > self.ema_cfg["start_step"] else 0.0
+        ema_state = self.generator_ema.state_dict()
+        floats, targets = [], []
+        for name, value in self.generator.state_dict().items():
+            if value.dtype.is_floating_point:
+                floats.append(value)
+                targets.append(ema_state[name])
+            else:
+                ema_state[name].copy_(value)
+        torch._foreach_lerp_(targets, floats, 1.0 - decay)
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for samples and metrics: the EMA copy when enabled."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    # --- sampling (one signature across the zoo) --------------------------------------
+    def sample_labels(self, n: int) -> Tensor | None:
+        """Uniform random labels for conditional models, None otherwise."""
+        if not self.conditional:
+            return None
+        return torch.randint(self.num_classes, (n,), device=self.device)
+
+    def sample_latent(self, n: int) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def decode(self, z: Tensor, labels: Tensor | None = None, net: nn.Module | None = None) -> Tensor:
+        """Map latent codes (and labels) to data space with the given (default: sampling) net."""
+        net = net or self.sampling_generator()
+        return net(z) if labels is None else net(z, self.label_condition(labels))
+
+    def label_condition(self, labels: Tensor) -> Tensor:
+        """How labels enter the nets: one-hot by default, (B, num_classes)."""
+        return nn.functional.one_hot(labels, self.num_classes).float()
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None) -> Tensor:
+        """n samples in data space, (n, *data_shape), in eval mode; labels (n,) for
+        conditional models (random when None; ignored by unconditional ones)."""
+        was_training = self.training
+        self.eval()
+        try:
+            if self.conditional and labels is None:
+                labels = self.sample_labels(n)
+            if labels is not None:
+                labels = labels.to(self.device)
+            z = self.sample_latent(n)
+            return self.decode(z, labels if self.conditional else None)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def sample_grids(self) -> dict[str, Grid]:
+        """Named grids for the sample callback, from the fixed noise buffer."""
+        was_training = self.training
+        self.eval()
+        try:
+            labels = self.fixed_labels if self.conditional else None
+            x = self.decode(self.fixed_noise, labels)
+            nrow = self.num_classes if self.conditional else 8
+            return {"samples": Grid(x, nrow)}
+        finally:
+            self.train(was_training)
+
+    # --- shared plumbing --------------------------------------------------------------
+    def step_optimizer(self, opt, loss: Tensor) -> None:
+        """zero_grad, backward (AMP-scaled by Lightning), optional clipping, step."""
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.gradient_clip_val:
+            self.clip_gradients(opt, gradient_clip_val=self.hparams.gradient_clip_val,
+                                gradient_clip_algorithm=self.hparams.gradient_clip_algorithm or "norm")
+        opt.step()
+
+    def log_terms(self, logs: dict[str, Tensor], prefix: str = "train", prog_bar=()) -> None:
+        for k, v in logs.items():
+            self.log(f"{prefix}/{k}", v.detach() if isinstance(v, Tensor) else v,
+                     on_step=prefix == "train", on_epoch=True, prog_bar=k in prog_bar,
+                     sync_dist=prefix != "train")
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for s in schedulers if isinstance(schedulers, list) else [schedulers]:
+            s.step()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from lit_gen import __version__
+
+        checkpoint["lit_gen"] = {"model_class": type(self).__name__, "version": __version__,
+                                 "g_steps": self.g_steps, "d_steps": self.d_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("lit_gen", {})
+        self.g_steps = int(state.get("g_steps", 0))
+        self.d_steps = int(state.get("d_steps", 0))
+
+    @classmethod
+    def hparam_names(cls) -> set[str]:
+        """Every constructor argument along the class hierarchy (for config validation)."""
+        import inspect
+
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if klass is GenerativeModule.__mro__[1]:
+                break
+            if "__init__" in vars(klass):
+                for n, p in inspect.signature(klass.__init__).parameters.items():
+                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self":
+                        names.add(n)
+        return names
+
+
+def check_model_params(cls: type[GenerativeModule], params: dict, common: set[str]) -> None:
+    """`model.params` may only hold arguments specific to this model class."""
+    valid = sorted(cls.hparam_names() - common - {"data_info", "run_config", "seed"})
+    for name in params:
+        if name not in valid:
+            raise ConfigError(f"unknown key 'model.params.{name}' for model '{cls.__name__}'. "
+                              f"Valid keys: {', '.join(valid) or '(none)'}")
+
+
+__all__ = ["Batch", "GenerativeModule", "Grid", "LossOutput", "build_optimizer",
+           "build_scheduler", "check_kwargs", "default_optim"]

@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny in-process runs, the real MNIST test set from ../shared when present."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+EXPERIMENTS = sorted((ROOT / "conf" / "experiment").glob("*.yaml"))
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def tiny_overrides(run_dir: Path, epochs: int = 1) -> list[str]:
+    """Overrides that make any experiment a few-second CPU run."""
+    return [f"run.dir={run_dir}", f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu",
+            "trainer.devices=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+            "data.limit=96", "data.batch_size=16", "data.n_samples=600", "data.num_workers=0",
+            "metrics.num_samples=64"]
+
+
+def fit(config_files, overrides):
+    """Run `lit_gen.fit` in this process (fast: no interpreter start-up); returns the run dir."""
+    from lit_gen import config, fit as fit_mod
+
+    cfg = config.load([str(c) for c in config_files], list(overrides))
+    return fit_mod.run(cfg)
+
+
+def run_cli(module: str, *args: str, cwd: Path = ROOT, timeout: int = 600,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m <module> args...` in a subprocess (for exit codes and DDP)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """A data.root holding MNIST/raw/ laid out as torchvision expects, made from the real
+    MNIST test set in ../shared (the 10,000 test images stand in for the training set)."""
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST test set not found at {SHARED_MNIST} (only in the team's checkout)")
+    root = tmp_path_factory.mktemp("mnist_root")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for kind in ("images-idx3", "labels-idx1"):
+        src = SHARED_MNIST / f"t10k-{kind}-ubyte.gz"
+        shutil.copy(src, raw / src.name)
+        shutil.copy(src, raw / f"train-{kind}-ubyte.gz")
+    return root
