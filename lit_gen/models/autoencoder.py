@@ -33,6 +33,11 @@ RECON_PER_ROW = 8
 INTERP_STEPS = 10
 
 
+def at_least_fp32(t: Tensor) -> Tensor:
+    """fp16/bf16 (autocast) -> fp32 for densities and losses; fp32/fp64 unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class AEOutput(NamedTuple):
     """A deterministic autoencoder pass: recon (B, *data_shape) = decoder(z), z (B, latent)."""
 
@@ -97,7 +102,7 @@ class AutoEncoderModule(GenerativeModule):
 
     def posterior(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(mu, logvar) of q(z|x[, y]), each (B, latent_dim) (stochastic encoders only)."""
-        mu, logvar = self.encode(x, y).float().chunk(2, dim=1)
+        mu, logvar = at_least_fp32(self.encode(x, y)).chunk(2, dim=1)
         return mu, logvar
 
     def encode_mean(self, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -18,7 +18,7 @@ from lit_gen.losses.vae import (
     standard_normal_log_density,
 )
 from lit_gen.models import MODELS
-from lit_gen.models.autoencoder import AutoEncoderModule
+from lit_gen.models.autoencoder import AutoEncoderModule, at_least_fp32
 
 Tensor = torch.Tensor
 
@@ -100,9 +100,9 @@ class VAE(AutoEncoderModule):
         return VAEOutput(self.decoder_output(z, y, net), mu, logvar, z)
 
     def log_px(self, x: Tensor, recon: Tensor) -> Tensor:
-        """log p(x|z) per example (B,) from the decoder output, in fp32."""
-        return self.likelihood.log_prob(x.flatten(1).float(), recon.flatten(1).float(),
-                                        self.log_std.float())
+        """log p(x|z) per example (B,) from the decoder output (at least fp32)."""
+        return self.likelihood.log_prob(at_least_fp32(x.flatten(1)),
+                                        at_least_fp32(recon.flatten(1)), self.log_std)
 
     def elbo_terms(self, x: Tensor, y: Tensor | None = None, net: nn.Module | None = None) -> ELBOTerms:
         out = self(x, y, net)
@@ -146,11 +146,11 @@ class VAE(AutoEncoderModule):
             mu, logvar = self.posterior(x, y)  # (B, L)
             n = len(x)
             per_pass = max(1, chunk // n)
-            acc = torch.full((n,), -math.inf, device=mu.device)
+            acc = torch.full((n,), -math.inf, dtype=mu.dtype, device=mu.device)
             done = 0
             while done < k:
                 s = min(per_pass, k - done)
-                z = mu + torch.exp(0.5 * logvar) * torch.randn(s, *mu.shape, device=mu.device)
+                z = mu + torch.exp(0.5 * logvar) * torch.randn(s, *mu.shape, dtype=mu.dtype, device=mu.device)
                 xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * n, *x.shape[1:])
                 ys = y.repeat(s) if y is not None else None
                 recon = self.decoder_output(z.reshape(s * n, -1), ys, net)
