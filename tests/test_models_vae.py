@@ -362,3 +362,35 @@ def test_sample_grids_put_inputs_above_reconstructions():
     with torch.no_grad():
         ends = model.decode(model.posterior(x_val[0:2])[0])
     torch.testing.assert_close(grids["interpolation"].x[[0, 9]], ends)
+
+
+def test_kl_warmup_in_epochs_during_training(tmp_path):
+    run = tmp_path / "run"
+    fit([EXP / "beta_vae_digits.yaml"], tiny_overrides(run, epochs=2) + [
+        "model.params.kl_warmup_steps=0", "model.params.kl_warmup_epochs=4"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    # epoch 1 (0-based), batches 0..2 of 3: weight = beta * (1 + i/3) / 4, beta = 2
+    assert metrics["train/kl_weight"] == pytest.approx(2.0 * (1 + 1 / 3) / 4, rel=1e-6)
+
+
+@pytest.mark.parametrize("name, e_index", [("aae", 2), ("vaegan", 0)])
+def test_encoder_optimizer_defaults_to_g_optim(name, e_index):
+    from lit_gen.models import MODELS
+    from lit_gen.models.base import default_optim
+
+    cls = MODELS.get(name)
+    nets = {"encoder": {"name": "mlp", "hidden": [16]},
+            "discriminator": {"name": "mlp", "hidden": [16]},
+            "generator": {"name": "mlp", "hidden": [16]}}
+    info = {"name": "digits", "kind": "image", "shape": [1, 8, 8], "num_classes": 10}
+    g = default_optim(lr=3e-3, betas=[0.9, 0.99])
+    opts, _ = cls(data_info=info, latent_dim=4, g_optim=g, **nets).configure_optimizers()
+    assert len(opts) == 3
+    assert opts[e_index].defaults["lr"] == pytest.approx(3e-3)
+    assert opts[e_index].defaults["betas"] == (0.9, 0.99)
+    model = cls(data_info=info, latent_dim=4, g_optim=g, e_optim=default_optim(lr=7e-4), **nets)
+    opts, _ = model.configure_optimizers()
+    assert opts[e_index].defaults["lr"] == pytest.approx(7e-4)
+    # the encoder's optimizer holds exactly the encoder's parameters
+    assert {id(p) for p in opts[e_index].param_groups[0]["params"]} == \
+        {id(p) for p in model.encoder.parameters()}
