@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -16,6 +17,10 @@ EXPERIMENTS = sorted((ROOT / "conf" / "experiment").glob("*.yaml"))
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# The suite's nets are tiny: one intra-op thread per process is faster than several (no
+# thread start-up per op), and DDP tests run 2 processes on a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 def tiny_overrides(run_dir: Path, epochs: int = 1) -> list[str]:
