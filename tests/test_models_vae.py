@@ -29,15 +29,6 @@ VAE_MODELS = ["vae", "cvae", "beta_vae", "wae_mmd", "wae_gan", "aae", "vaegan"]
 LIKELIHOOD_MODELS = {"vae", "cvae", "beta_vae"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These nets are tiny: one intra-op thread is ~10x faster than two on a shared box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- every model: train, resume, sample ------------------------------------------------------
 @pytest.mark.parametrize("name", VAE_MODELS)
 def test_digits_experiment_trains_resumes_and_samples(name, tmp_path):
