@@ -108,7 +108,6 @@ def build_callbacks(cfg, run_dir: Path) -> list:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from lit_gen.callbacks import DDPParameterCheck, EpochSeeding, FinalMetrics, SampleGrids
-
     from lit_gen.metrics import metric_of_key
 
     # a sample metric (fid, ...) is monitored by the checkpoint that extra_callbacks adds

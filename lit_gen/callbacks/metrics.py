@@ -30,6 +30,7 @@ class SampleMetrics(L.Callback):
         self.every = cfg.metrics.every_n_epochs
         self.evaluator = None
         self._evaluated_at: int | None = None  # g_steps of the last evaluation
+        self._last: dict | None = None  # its values and protocol
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         from lit_gen.metrics.evaluator import Evaluator
@@ -40,13 +41,14 @@ class SampleMetrics(L.Callback):
         if trainer.is_global_zero:
             self.evaluator.prepare()  # resolve (download once) the extractor weights before training
 
-    def _evaluate(self, trainer, pl_module) -> dict[str, float]:
+    def _evaluate(self, trainer, pl_module, epochs_done: int) -> dict[str, float]:
         values, protocol = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
-        protocol.update(epoch=trainer.current_epoch, g_step=pl_module.g_steps,
+        protocol.update(epoch=epochs_done, g_step=pl_module.g_steps,
                         ema=getattr(pl_module, "generator_ema", None) is not None,
                         world_size=trainer.world_size)
+        self._last = {**values, "protocol": protocol}
         if trainer.is_global_zero:
-            update_metrics(self.run_dir, {**values, "protocol": protocol})
+            update_metrics(self.run_dir, self._last)
         self._evaluated_at = pl_module.g_steps
         return values
 
@@ -56,12 +58,15 @@ class SampleMetrics(L.Callback):
         last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch >= trainer.max_epochs
         if not (due or last) or self._evaluated_at == pl_module.g_steps:
             return
-        for key, value in self._evaluate(trainer, pl_module).items():
+        for key, value in self._evaluate(trainer, pl_module, epoch).items():
             pl_module.log(key, float(value), on_step=False, on_epoch=True, prog_bar=key == "fid")
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self._evaluated_at == pl_module.g_steps:
+            # FinalMetrics has just written the logged (float32) copies; keep the exact values
+            if trainer.is_global_zero and self._last:
+                update_metrics(self.run_dir, self._last)
             return
-        values = self._evaluate(trainer, pl_module)
+        values = self._evaluate(trainer, pl_module, trainer.current_epoch)
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.global_step)

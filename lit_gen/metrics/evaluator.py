@@ -10,8 +10,8 @@ from contextlib import nullcontext
 import torch
 
 from lit_gen.errors import ConfigError
-from lit_gen.metrics.distributed import gather_and_compute, rank_and_world, share
 from lit_gen.metrics import IMAGE_METRICS
+from lit_gen.metrics.distributed import gather_and_compute, rank_and_world, share
 from lit_gen.metrics.extractors import PreparedExtractor, prepare_extractor
 from lit_gen.metrics.likelihood import likelihood_metrics, per_example_likelihood
 from lit_gen.metrics.toy import toy_mode_metrics
