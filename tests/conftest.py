@@ -63,3 +63,13 @@ def mnist_root(tmp_path_factory) -> Path:
         shutil.copy(src, raw / src.name)
         shutil.copy(src, raw / f"train-{kind}-ubyte.gz")
     return root
+
+
+@pytest.fixture(scope="session")
+def digits_classifier(tmp_path_factory) -> Path:
+    """A domain classifier trained on digits at 8 px by `lit_gen.train_classifier` (seconds)."""
+    from lit_gen.train_classifier import main
+
+    out = tmp_path_factory.mktemp("classifier") / "digits8.pt"
+    assert main(["--data", "digits", "--out", str(out), "--epochs", "8", "--seed", "0"]) == 0
+    return out
