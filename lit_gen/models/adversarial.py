@@ -95,26 +95,39 @@ class AdversarialModule(GenerativeModule):
         d_fake = self.discriminate(fake.x, fake.y)
         adv = self.adv_loss.d_loss(d_real, d_fake)
         logs = {"d_adv": adv, "d_real": d_real.mean(), "d_fake": d_fake.mean()}
-        loss = adv
+        loss = adv + self.penalty_loss(real, fake, logs)
+        logs["d_loss"] = loss
+        return LossOutput(loss, logs)
+
+    def penalty_loss(self, real: Batch, fake: Fake, logs: dict[str, Tensor]) -> Tensor | float:
+        """The sum of the configured D penalties on `discriminate`; adds each to `logs`."""
+        y_real = real.y if self.conditional else None
         critic = lambda x: self.discriminate(x, y_real)  # noqa: E731
+        total: Tensor | float = 0.0
         for p in self.penalties:
             term = p.loss(critic, real.x, fake.x)
             if term is not None:
                 logs[f"penalty_{p.name}"] = term
-                loss = loss + term
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+                total = total + term
+        return total
 
     def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
         g = self.adv_loss.g_loss(self.discriminate(fake.x, fake.y))
         return LossOutput(g, {"g_loss": g})
+
+    def discriminator_parameters(self):
+        """What D's optimizer trains (InfoGAN adds its Q head)."""
+        return self.discriminator.parameters()
+
+    def after_discriminator_step(self, d_out: LossOutput) -> None:
+        """State updates after each D step, from its loss terms (BEGAN's k_t)."""
 
     # --- the loop -------------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
         opt_g = build_optimizer(self.generator.parameters(), hp.g_optim or default_optim(),
                                 "model.g_optim")
-        opt_d = build_optimizer(self.discriminator.parameters(), hp.d_optim or default_optim(),
+        opt_d = build_optimizer(self.discriminator_parameters(), hp.d_optim or default_optim(),
                                 "model.d_optim")
         scheds = [s for s in (build_scheduler(opt_g, hp.g_optim or {}, hp.max_epochs, "model.g_optim"),
                               build_scheduler(opt_d, hp.d_optim or {}, hp.max_epochs, "model.d_optim"))
@@ -134,6 +147,7 @@ class AdversarialModule(GenerativeModule):
             self.step_optimizer(opt_d, d_out.loss)
         for p in self.penalties:
             p.after_step(self.discriminator)
+        self.after_discriminator_step(d_out)
         self.d_steps += 1
         logs = dict(d_out.logs)
 
