@@ -37,8 +37,10 @@ class AdversarialModule(GenerativeModule):
     (Goodfellow et al. 2014), DCGAN (Radford et al. 2015), LSGAN (Mao et al. 2017), WGAN
     (Arjovsky et al. 2017), WGAN-GP (Gulrajani et al. 2017), DRAGAN (Kodali et al. 2017),
     hinge / SN-GAN (Miyato et al. 2018) and R1 GANs (Mescheder et al. 2018) are configs of
-    this one class. Structurally different GANs subclass it and override
-    `discriminator_loss`, `generator_loss`, `generate_fake` or `discriminate`.
+    this one class. Structurally different GANs (lit_gen/models/*.py: CGAN, AC-GAN, InfoGAN,
+    EBGAN, BEGAN) subclass it and override `discriminator_loss`, `generator_loss`,
+    `generate_fake`, `discriminate`, `discriminator_parameters` (what D's optimizer trains)
+    or `after_discriminator_step` (state updated after each D step).
 
     Args:
         generator / discriminator: net specs `{name, **kwargs}` (see lit_gen.nets).
