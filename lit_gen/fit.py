@@ -110,16 +110,19 @@ def build_callbacks(cfg, run_dir: Path) -> list:
     from lit_gen.callbacks import DDPParameterCheck, EpochSeeding, FinalMetrics, SampleGrids
     from lit_gen.metrics import metric_of_key
 
+    ckpt_dir = str(run_dir / CHECKPOINTS_DIR)
+    # last.ckpt after every epoch, so a killed run can resume (Lightning's save_last only
+    # writes it after a top-k save, i.e. at the very end when nothing is monitored)
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False, save_last=False)
+    callbacks = [EpochSeeding(cfg.seed), last]
     # a sample metric (fid, ...) is monitored by the checkpoint that extra_callbacks adds
     if cfg.run.monitor and metric_of_key(cfg.run.monitor) is None:
-        ckpt_kwargs = {"monitor": cfg.run.monitor, "mode": cfg.run.monitor_mode,
-                       "save_top_k": cfg.run.save_top_k, "filename": "best-epoch{epoch:04d}",
-                       "auto_insert_metric_name": False}
-    else:
-        ckpt_kwargs = {"save_top_k": 0}
-    callbacks = [
-        EpochSeeding(cfg.seed),
-        ModelCheckpoint(dirpath=str(run_dir / CHECKPOINTS_DIR), save_last=True, **ckpt_kwargs),
+        callbacks.append(ModelCheckpoint(
+            dirpath=ckpt_dir, monitor=cfg.run.monitor, mode=cfg.run.monitor_mode,
+            save_top_k=cfg.run.save_top_k, filename="best-epoch{epoch:04d}",
+            auto_insert_metric_name=False))
+    callbacks += [
         SampleGrids(run_dir / SAMPLES_DIR, cfg.run.sample_every_n_epochs),
         FinalMetrics(run_dir),
         DDPParameterCheck(run_dir),

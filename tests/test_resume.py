@@ -67,3 +67,28 @@ def test_resume_errors(tmp_path):
     bad.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         fit(cfg, tiny_overrides(tmp_path / "x")[1:] + [f"resume={bad}"])
+
+
+def test_killed_run_resumes_from_last_epoch(tmp_path, monkeypatch):
+    """last.ckpt is written after every epoch, so a crash mid-run loses at most one epoch."""
+    import lightning as L
+
+    import lit_gen.callbacks as callbacks
+
+    class Crash(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                raise RuntimeError("simulated crash")
+
+    original = callbacks.extra_callbacks
+    monkeypatch.setattr(callbacks, "extra_callbacks", lambda cfg, d: original(cfg, d) + [Crash()])
+    cfg = [ROOT / "conf" / "experiment" / "gan_ring2d.yaml"]
+    run = tmp_path / "r"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(cfg, tiny_overrides(run, epochs=4))
+    state = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert state["epoch"] == 1 and state["lit_gen"]["g_steps"] == 12  # 2 epochs x 6 batches
+    monkeypatch.setattr(callbacks, "extra_callbacks", original)
+    fit(cfg, tiny_overrides(run, epochs=3) + ["resume=last"])
+    assert json.loads((run / "metrics.json").read_text())["epoch"] == 3
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
