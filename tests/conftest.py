@@ -23,10 +23,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 
+TINY_BATCHES = 6  # training batches per epoch in tiny runs (>= n_critic of every model)
+
+
 def tiny_overrides(run_dir: Path, epochs: int = 1) -> list[str]:
     """Overrides that make any experiment a few-second CPU run."""
     return [f"run.dir={run_dir}", f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu",
-            "trainer.devices=1", "trainer.limit_train_batches=6", "trainer.limit_val_batches=1",
+            "trainer.devices=1", f"trainer.limit_train_batches={TINY_BATCHES}", "trainer.limit_val_batches=1",
             "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
             "data.limit=96", "data.batch_size=16", "data.n_samples=600", "data.num_workers=0",
             "metrics.num_samples=64"]
