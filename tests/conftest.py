@@ -21,7 +21,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 def tiny_overrides(run_dir: Path, epochs: int = 1) -> list[str]:
     """Overrides that make any experiment a few-second CPU run."""
     return [f"run.dir={run_dir}", f"trainer.max_epochs={epochs}", "trainer.accelerator=cpu",
-            "trainer.devices=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
+            "trainer.devices=1", "trainer.limit_train_batches=6", "trainer.limit_val_batches=1",
             "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
             "data.limit=96", "data.batch_size=16", "data.n_samples=600", "data.num_workers=0",
             "metrics.num_samples=64"]
@@ -29,7 +29,8 @@ def tiny_overrides(run_dir: Path, epochs: int = 1) -> list[str]:
 
 def fit(config_files, overrides):
     """Run `lit_gen.fit` in this process (fast: no interpreter start-up); returns the run dir."""
-    from lit_gen import config, fit as fit_mod
+    from lit_gen import config
+    from lit_gen import fit as fit_mod
 
     cfg = config.load([str(c) for c in config_files], list(overrides))
     return fit_mod.run(cfg)

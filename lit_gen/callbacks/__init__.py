@@ -4,7 +4,6 @@ from lit_gen.callbacks.run_state import DDPParameterCheck, EpochSeeding, FinalMe
 from lit_gen.callbacks.samples import SampleGrids, save_grid
 
 
-
 def extra_callbacks(cfg, run_dir) -> list:
     """Callbacks that only some configs ask for (metric evaluation, ...)."""
     return []

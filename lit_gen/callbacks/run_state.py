@@ -62,9 +62,13 @@ class FinalMetrics(L.Callback):
 
 
 def parameter_digest(module: torch.nn.Module) -> str:
-    """sha256 of every parameter and buffer, bit for bit (detects any divergence)."""
+    """sha256 of every parameter, bit for bit (detects any divergence).
+
+    Buffers (batch-norm running statistics) are left out: DDP re-broadcasts them from
+    rank 0 at every forward, so after the last step they may differ by that step.
+    """
     h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
+    for name, t in sorted(module.named_parameters()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
                  if t.numel() else b"")
@@ -73,7 +77,7 @@ def parameter_digest(module: torch.nn.Module) -> str:
 
 class DDPParameterCheck(L.Callback):
     """Under distributed training, checks at the end that every rank holds identical
-    parameters and buffers, and records it in metrics.json (`ddp_ranks_identical`)."""
+    parameters, and records it in metrics.json (`ddp_ranks_identical`: 1 or 0)."""
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_gen.errors import DataError
 
@@ -41,6 +41,30 @@ class TensorPairDataset(Dataset):
     def __getitems__(self, idx: list[int]):
         idx_t = torch.as_tensor(idx, dtype=torch.long)
         return self.x[idx_t], self.y[idx_t]
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random permutation that is a function of (seed, epoch) only.
+
+    Lightning creates the first epoch's iterator before `on_train_epoch_start`, and a
+    resumed run creates it earlier than an uninterrupted one; seeding the order from the
+    epoch number (read from the trainer when attached) makes both see the same batches.
+    Under DDP Lightning wraps this sampler and gives each rank a disjoint shard of it.
+    """
+
+    def __init__(self, n: int, seed: int, epoch_fn=None):
+        self.n, self.seed, self.epoch_fn, self.epoch = n, seed, epoch_fn, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        epoch = self.epoch_fn() if self.epoch_fn is not None else self.epoch
+        gen = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
 def collate_batched(batch):
@@ -129,12 +153,18 @@ class GenerativeDataModule(L.LightningDataModule):
             return self.x_test, self.y_test
         raise DataError(f"unknown split '{name}'; valid splits: train, val, test")
 
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
     def _loader(self, x, y, shuffle: bool) -> DataLoader:
         bs = self.cfg.batch_size
+        sampler = EpochShuffleSampler(len(x), self.seed, self._current_epoch) if shuffle else None
         return DataLoader(
             TensorPairDataset(x, y),
             batch_size=bs,
-            shuffle=shuffle,
+            sampler=sampler,
+            # the iterator draws its worker base seed from this generator, not the global RNG
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=shuffle and len(x) > bs,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -22,10 +27,29 @@ class TorchvisionDataModule(GenerativeDataModule):
     def expected_files(self) -> str:
         raise NotImplementedError
 
+    def _unpack_raw(self) -> None:
+        """Extract raw/*.gz next to themselves, so files placed by hand load offline
+        (torchvision only reads the extracted files when download=False)."""
+        raw = Path(self.cfg.root) / self.tv_class / "raw"
+        for gz in raw.glob("*.gz") if raw.is_dir() else []:
+            target = gz.with_suffix("")
+            if target.exists():
+                continue
+            try:
+                with gzip.open(gz, "rb") as src, open(f"{target}.part", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as err:
+                Path(f"{target}.part").unlink(missing_ok=True)
+                raise DataError(f"corrupt archive {gz} ({type(err).__name__}): delete it and "
+                                "download it again") from None
+            os.replace(f"{target}.part", target)
+
     def _open(self, train: bool):
         import torchvision.datasets as tvd
 
         cls = getattr(tvd, self.tv_class)
+        if self.tv_class != "CIFAR10":
+            self._unpack_raw()
         try:
             return cls(self.cfg.root, train=train, download=self.cfg.download)
         except (RuntimeError, OSError, EOFError, ValueError) as err:

@@ -1,0 +1,25 @@
+# make quickstart : create .venv, install lit_gen, train the default experiment (offline)
+# make test       : create .venv, install lit_gen with test tools, run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export WANDB_MODE ?= offline
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+quickstart: $(BIN)/.installed
+	$(BIN)/python -m lit_gen.fit --config conf/experiment/quickstart.yaml
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check lit_gen tests
+
+.PHONY: install quickstart test lint
