@@ -92,11 +92,14 @@ class LocalSweep:
         extra: overrides appended to every run's command (e.g. tiny-run settings).
         seed: seeds the random / bayes choices.
         max_runs: cap on the number of runs (default: the file's run_cap; grid: all points).
+        threads: OMP_NUM_THREADS of each run, unless the environment sets it (None: leave
+            torch's default).
     """
 
     def __init__(self, sweep: SweepFile, root: Path, extra: list[str] = (), seed: int = 0,
-                 max_runs: int | None = None):
+                 max_runs: int | None = None, threads: int | None = None):
         self.sweep, self.root, self.extra, self.seed = sweep, Path(root), list(extra), seed
+        self.threads = threads
         self.cap = max_runs if max_runs is not None else sweep.run_cap
         if self.cap is not None and self.cap <= 0:
             raise ConfigError(f"--max-runs must be positive, got {self.cap}")
@@ -139,8 +142,9 @@ class LocalSweep:
         for key, value in header.items():
             if state.get(key) != value:
                 raise ConfigError(
-                    f"{self.root} holds a sweep run with another {key} ({state.get(key)}); "
-                    f"its runs would not match. Pass another --root, or delete {self.root}")
+                    f"{self.root} holds a sweep launched with different {key} "
+                    f"({state.get(key)}); its runs would not match these. Pass another --root, "
+                    f"or delete {self.root}")
         return [PlannedRun(r["name"], r["params"]) for r in state.get("runs", [])]
 
     def save_state(self) -> None:
@@ -170,8 +174,14 @@ class LocalSweep:
     def propose(self, running: set[str] = frozenset(), failed: set[str] = frozenset()) -> PlannedRun:
         """Draw the next random / bayes run (bayes: fitted to the finished runs' metric)."""
         next_run = import_sweeps().next_run
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
         history = [self.sweep_run(r, running, failed) for r in self.runs]
-        with seeded_rng(self.seed, len(self.runs)):
+        with seeded_rng(self.seed, len(self.runs)), warnings.catch_warnings():
+            # the bayes engine's Gaussian-process fit warns on few or flat results
+            warnings.simplefilter("ignore", ConvergenceWarning)
             proposal = next_run(self.sweep.spec, history)
         run = self._named({k: v["value"] for k, v in proposal.config.items()})
         self.runs.append(run)
@@ -241,6 +251,10 @@ class LocalSweep:
                                                           env.get("PYTHONPATH")]))
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
+        if self.threads is not None:
+            # K processes x all cores each oversubscribe the CPU; torch's OpenMP threads then
+            # spin against each other (100x slower steps on a busy 2-core machine)
+            env.setdefault("OMP_NUM_THREADS", str(self.threads))
         cmd = self.command(run, status)
         log = open(d / LOG_FILE, "a")  # noqa: SIM115 (closed when the process ends)
         log.write(f"$ {shlex.join(cmd)}\n")
@@ -322,6 +336,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
                         help="comma-separated GPU ids: one run per GPU (CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--max-runs", type=int, default=None,
                         help="stop after this many runs (default: the file's run_cap; grid: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per run (OMP_NUM_THREADS; default: cores / runs at a "
+                             "time when running several, unless OMP_NUM_THREADS is set)")
     parser.add_argument("--seed", type=int, default=0, help="seeds random / bayes choices")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     return parser.parse_known_args(argv)
@@ -365,7 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     sweep = load_sweep(args.sweep_file)
     slots = slots_for(args.parallel, args.gpus)
     root = Path(args.root) if args.root else Path("runs") / "sweeps" / sweep.name
-    local = LocalSweep(sweep, root, extra, seed=args.seed, max_runs=args.max_runs)
+    threads = args.threads
+    if threads is None and len(slots) > 1:
+        threads = max(1, (os.cpu_count() or 1) // len(slots))
+    if threads is not None and threads <= 0:
+        raise ConfigError(f"--threads must be positive, got {threads}")
+    local = LocalSweep(sweep, root, extra, seed=args.seed, max_runs=args.max_runs,
+                       threads=threads)
     if args.dry_run:
         for run in local.runs:
             local.validate(run)
