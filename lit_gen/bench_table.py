@@ -262,6 +262,10 @@ def notes(table: Table) -> list[str]:
     return out
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def provenance(records: list[RunRecord]) -> list[str]:
     """Markdown lines: protocols from metrics.json, then git commits, devices, libraries."""
     lines = ["## Protocol", ""]
@@ -271,32 +275,35 @@ def provenance(records: list[RunRecord]) -> list[str]:
     if not protocols:
         lines.append("No protocol recorded in metrics.json by any finished run.")
     for proto, n in sorted(protocols.items()):
-        lines.append(f"Used by {n} of {finished} finished runs:")
+        lines.append(f"Used by {n} of {_runs(finished)} that finished:")
         lines.append("")
         lines += [f"- {k}: {v}" for k, v in sorted(flat(json.loads(proto)).items())]
         lines.append("")
     missing = finished - sum(protocols.values())
     if protocols and missing:
-        lines.append(f"{missing} finished runs recorded no protocol.")
+        lines.append(f"{_runs(missing)} that finished recorded no protocol.")
+    while lines[-1] == "":
+        lines.pop()
     lines += ["", "## Environment (as recorded by the runs)", ""]
     envs = [r.environment for r in records if r.environment]
     if len(envs) < len(records):
-        lines.append(f"- not recorded by {len(records) - len(envs)} runs")
+        lines.append(f"- not recorded by {_runs(len(records) - len(envs))}")
     for field, title in (("git_commit", "git commit"), ("device", "device")):
         counts = Counter(str(e.get(field, "unknown")) for e in envs)
-        lines.append(f"- {title}: " + "; ".join(f"{v} ({n} runs)" for v, n in sorted(counts.items())))
+        lines.append(f"- {title}: " + "; ".join(f"{v} ({_runs(n)})" for v, n in sorted(counts.items())))
     libs = sorted({k for e in envs for k in (e.get("libraries") or {})})
     for lib in libs:
         counts = Counter(str((e.get("libraries") or {}).get(lib, "unknown")) for e in envs)
         if len(counts) == 1:
             lines.append(f"- {lib} {next(iter(counts))}")
         else:
-            lines.append(f"- {lib}: " + "; ".join(f"{v} ({n} runs)" for v, n in sorted(counts.items())))
+            lines.append(f"- {lib}: " + "; ".join(f"{v} ({_runs(n)})" for v, n in sorted(counts.items())))
     secs = [float(r.done["wall_seconds"]) for r in records
             if r.done and is_finite_number(r.done.get("wall_seconds"))]
     if secs:
-        lines.append(f"- training wall time: {sum(secs) / 60:.1f} min in total over {len(secs)} "
-                     f"finished runs ({sum(secs) / len(secs):.0f} s per run, last launch of each)")
+        lines.append(f"- training wall time: {sum(secs) / 60:.1f} min in total over "
+                     f"{_runs(len(secs))} that finished ({sum(secs) / len(secs):.0f} s per run; "
+                     "a resumed run counts its last launch)")
     return lines
 
 
