@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lit_gen.errors import ConfigError, cli_main
+from lit_gen.errors import ConfigError, LitGenError, cli_main
 from lit_gen.run_dir import CHECKPOINTS_DIR, CONFIG_FILE, is_finished, read_metrics, write_json
 from lit_gen.sweep_file import SweepFile, import_sweeps, load_sweep, params_hash, run_name
 
 STATE_FILE = "sweep.json"  # the sweep's runs in the order they were chosen
 LOG_FILE = "sweep.log"  # a run's stdout and stderr, appended at each launch
 ATTEMPTS_DIR = ".attempts"  # unfinished run dirs without a checkpoint are moved here
+LOCK_FILE = ".lock"  # the pid of the lit_gen.sweep running in this root
 RESERVED_KEYS = ("run.dir", "resume")  # set by the runner for each run
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -267,7 +268,7 @@ class LocalSweep:
         """Run every unfinished run, len(slots) at a time; slot i runs on GPU slots[i]."""
         out = Outcome()
         queue = []
-        for run in self.runs:
+        for run in self.runs[: self.cap]:  # a smaller --max-runs than before: the first ones
             if self.status(run) == "finished":
                 out.skipped.append(run.name)
             else:
@@ -314,12 +315,46 @@ class LocalSweep:
                         out.failed.append(name)
                         print(f"    FAILED {name} (exit {code}, {secs:.0f} s): see "
                               f"{self.root / name / LOG_FILE}", flush=True)
-        except KeyboardInterrupt:
-            for job in running.values():  # they got the same Ctrl-C; let them stop
+        except (KeyboardInterrupt, LitGenError) as err:
+            # Ctrl-C reached the runs too and they stop; after a bad drawn config they finish
+            if running and isinstance(err, LitGenError):
+                print(f"error: {err}\nwaiting for {len(running)} running runs to finish",
+                      file=sys.stderr, flush=True)
+            for job in running.values():
                 job.proc.wait()
                 job.log.close()
             raise
         return out
+
+
+@contextlib.contextmanager
+def root_lock(root: Path):
+    """One lit_gen.sweep per root at a time (two would launch the same runs twice)."""
+    root.mkdir(parents=True, exist_ok=True)
+    lock = root / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # left by a sweep that died
+                continue
+            except PermissionError:
+                pass  # alive, another user's
+            raise ConfigError(f"another lit_gen.sweep (pid {pid}) is running in {root}; wait "
+                              f"for it, or pass another --root") from None
+    else:
+        raise ConfigError(f"cannot lock {root}: remove {lock} if no sweep is running there")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -395,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         dry_run(local)
         return 0
     try:
-        out = local.execute(slots)
+        with root_lock(root):
+            out = local.execute(slots)
     except KeyboardInterrupt:
         print(f"interrupted; run the same command again to resume the sweep in {root}",
               file=sys.stderr)

@@ -96,8 +96,8 @@ def import_sweeps():
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*Valid config keys have changed in V2.*")
-        import sweeps
-        import sweeps.bayes_search  # noqa: F401 (its models are built on first import)
+        import sweeps  # noqa: I001 (the submodules below define the pydantic models)
+        import sweeps.bayes_search  # noqa: F401
         import sweeps.grid_search  # noqa: F401
     return sweeps
 

@@ -231,8 +231,10 @@ def test_slots_and_threads():
         slots_for(None, "0,a")
 
 
-def test_gpu_slots_and_parallel_launch(tmp_path, monkeypatch):
-    """Scheduling without training: a fake process finishes a run by writing its files."""
+@pytest.fixture
+def fake_fit(monkeypatch):
+    """Scheduling without training: a fake process finishes a run by writing its files.
+    Returns the list of (run name, CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS) launched."""
     launched = []
 
     class FakeProc:
@@ -252,13 +254,32 @@ def test_gpu_slots_and_parallel_launch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "Popen", FakeProc)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    return launched
+
+
+def test_gpu_slots_and_parallel_launch(tmp_path, fake_fit):
     path = write_sweep(tmp_path / "g.yaml", toy_spec())
     code = sweep_mod.main([str(path), "--root", str(tmp_path / "root"), "--gpus", "0,1",
                            "--threads", "3"])
     assert code == 0
-    assert [g for _, g, _ in launched] == ["0", "1", "0", "1", "0", "1"]
-    assert {t for _, _, t in launched} == {"3"}
-    assert len({n for n, _, _ in launched}) == 6
+    assert [g for _, g, _ in fake_fit] == ["0", "1", "0", "1", "0", "1"]
+    assert {t for _, _, t in fake_fit} == {"3"}
+    assert len({n for n, _, _ in fake_fit}) == 6
+    assert not (tmp_path / "root" / ".lock").exists()
+
+
+def test_one_sweep_per_root(tmp_path, fake_fit, capsys):
+    import os
+
+    path = write_sweep(tmp_path / "g.yaml", toy_spec())
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / ".lock").write_text(str(os.getpid()))  # a live sweep holds the root
+    assert sweep_mod.main([str(path), "--root", str(root)]) == 2
+    assert "another lit_gen.sweep" in capsys.readouterr().err and fake_fit == []
+    (root / ".lock").write_text("999999999")  # above pid_max: a sweep that died
+    assert sweep_mod.main([str(path), "--root", str(root), "--parallel", "3"]) == 0
+    assert len(fake_fit) == 6 and {t for _, _, t in fake_fit} == {str(max(1, os.cpu_count() // 3))}
 
 
 @pytest.mark.parametrize("spec, message", [
