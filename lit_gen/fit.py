@@ -177,6 +177,10 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path: str | None) -> Path:
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     if trainer.is_global_zero:
         if trainer.state.status == "finished":
+            from lit_gen.logging_utils import sync_wandb_summary
+            from lit_gen.run_dir import read_metrics
+
+            sync_wandb_summary(trainer.loggers, read_metrics(run_dir))
             # the marker sweeps and bench read: training ended normally, metrics are final
             write_json(run_dir / DONE_FILE, {"epoch": trainer.current_epoch,
                                              "g_step": int(model.g_steps),

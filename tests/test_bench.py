@@ -217,3 +217,23 @@ def test_bad_input_exits_2(tmp_path, runs, capsys):
     assert "holds no run dirs" in capsys.readouterr().err
     assert bench.main([str(runs), "--exclude", "*"]) == 2
     assert "no metrics to tabulate" in capsys.readouterr().err
+
+
+def test_wandb_summary_carries_metrics_json(tmp_path, monkeypatch):
+    """What `bench ENTITY/PROJECT/SWEEP_ID` reads: fit copies metrics.json (numbers and the
+    protocol) into the wandb run's summary (a real offline run)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from lit_gen.logging_utils import sync_wandb_summary
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = WandbLogger(project="lit_gen_test", save_dir=str(tmp_path), offline=True,
+                         mode="offline")
+    try:
+        sync_wandb_summary([logger], {"fid": 3.5, "protocol": P_IMAGE})
+        summary = logger.experiment.summary
+        assert summary["fid"] == 3.5
+        assert summary["protocol"]["fid"]["n_real"] == 1617
+        assert summary["protocol"]["feature_extractor"] == "classifier"
+    finally:
+        logger.experiment.finish()
