@@ -174,11 +174,11 @@ class LocalSweep:
 
     def propose(self, running: set[str] = frozenset(), failed: set[str] = frozenset()) -> PlannedRun:
         """Draw the next random / bayes run (bayes: fitted to the finished runs' metric)."""
-        next_run = import_sweeps().next_run
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
 
+        next_run = import_sweeps().next_run
         history = [self.sweep_run(r, running, failed) for r in self.runs]
         with seeded_rng(self.seed, len(self.runs)), warnings.catch_warnings():
             # the bayes engine's Gaussian-process fit warns on few or flat results

@@ -4,6 +4,7 @@ rank ends with identical parameters, and only rank 0 writes the run dir."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import EXPERIMENTS, run_cli, tiny_overrides
@@ -45,5 +46,7 @@ def test_every_model_trains_under_ddp(model, tmp_path):
     assert sorted(p.name for p in run_dir.iterdir() if p.name != "wandb") == [
         "checkpoints", "config.yaml", "done.json", "environment.json", "hparams.yaml",
         "metrics.csv", "metrics.json", "samples"]
-    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
-        "samples_epoch0001.png", "samples_final.png"]
+    grids = sorted(p.name for p in (run_dir / "samples").iterdir())
+    assert "samples_final.png" in grids
+    assert all(re.fullmatch(r"[a-z0-9_]+_(epoch0001|final)\.png", g) for g in grids), grids
+    assert not (tmp_path / "lightning_logs").exists() and sorted(tmp_path.iterdir()) == [run_dir]
