@@ -262,6 +262,15 @@ def notes(table: Table) -> list[str]:
     return out
 
 
+def _plain(value_json: str) -> str:
+    """A JSON-encoded protocol value as text: strings unquoted."""
+    try:
+        value = json.loads(value_json)
+    except json.JSONDecodeError:
+        return value_json
+    return value if isinstance(value, str) else value_json
+
+
 def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
@@ -269,21 +278,24 @@ def _runs(n: int) -> str:
 def provenance(records: list[RunRecord]) -> list[str]:
     """Markdown lines: protocols from metrics.json, then git commits, devices, libraries."""
     lines = ["## Protocol", ""]
-    protocols = Counter(json.dumps(r.metrics[k], sort_keys=True) for r in records
-                        if r.status == FINISHED for k in PROVENANCE_KEYS if k in r.metrics)
-    finished = sum(r.status == FINISHED for r in records)
-    if not protocols:
+    finished = [r for r in records if r.status == FINISHED]
+    protos = [flat(r.metrics[k]) for r in finished for k in PROVENANCE_KEYS
+              if isinstance(r.metrics.get(k), dict)]
+    if not protos:
         lines.append("No protocol recorded in metrics.json by any finished run.")
-    for proto, n in sorted(protocols.items()):
-        lines.append(f"Used by {n} of {_runs(finished)} that finished:")
+    else:
+        lines.append(f"From the metrics.json of {_runs(len(protos))} (of {len(finished)} that "
+                     "finished); a key whose value is not the same in all of them lists each "
+                     "value with its number of runs.")
         lines.append("")
-        lines += [f"- {k}: {v}" for k, v in sorted(flat(json.loads(proto)).items())]
-        lines.append("")
-    missing = finished - sum(protocols.values())
-    if protocols and missing:
-        lines.append(f"{_runs(missing)} that finished recorded no protocol.")
-    while lines[-1] == "":
-        lines.pop()
+        for key in sorted({k for p in protos for k in p}):
+            counts = Counter(json.dumps(p[key], sort_keys=True) if key in p else "(absent)"
+                             for p in protos)
+            if len(counts) == 1:
+                lines.append(f"- {key}: {_plain(next(iter(counts)))}")
+            else:
+                lines.append(f"- {key}: " + "; ".join(f"{_plain(v)} ({_runs(n)})"
+                                                     for v, n in sorted(counts.items())))
     lines += ["", "## Environment (as recorded by the runs)", ""]
     envs = [r.environment for r in records if r.environment]
     if len(envs) < len(records):

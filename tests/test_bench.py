@@ -122,9 +122,14 @@ def test_failed_runs_and_missing_metrics_are_shown_not_dropped(runs, tmp_path):
 
 def test_provenance_protocol_and_environment(runs, tmp_path):
     md, _ = table_files(runs, tmp_path / "t")
-    assert "Used by 5 of 7 runs that finished:" in md and "Used by 2 of 7 runs that finished:" in md
-    assert "- feature_extractor: classifier" in md and "- fid.n_real: 1617" in md
-    assert "- toy.modes: 8" in md
+    assert "From the metrics.json of 7 runs (of 7 that finished)" in md
+    # the image and toy protocols differ: each key lists its values with their run counts
+    assert "- feature_extractor: classifier (5 runs); (absent) (2 runs)\n" in md
+    assert "- fid.n_real: (absent) (2 runs); 1617 (5 runs)\n" in md
+    assert "- toy.modes: (absent) (5 runs); 8 (2 runs)\n" in md
+    same = bench_table.provenance([r for r in local_records(runs) if r.name.startswith("dcgan")])
+    assert "- feature_extractor: classifier" in same and "- n_generated: 2000" in same
+    assert "- fid.n_real: 1617" in same and not any("toy" in line for line in same)
     # environment.json of every run (the crashed ones too); lsgan seed 1 has none
     assert "- git commit: aaa (8 runs); bbb (1 run)" in md
     assert "- not recorded by 1 run\n" in md
