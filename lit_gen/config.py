@@ -151,21 +151,31 @@ class LoggerConfig:
 
 @dataclass
 class MetricsConfig:
-    """Sample-quality metrics computed during and after training (see lit_gen/metrics)."""
+    """Sample-quality and likelihood metrics during and after training (docs/evaluation.md).
+
+    Image metrics (isc, fid, kid, prc) run through torch-fidelity on `num_samples` generated
+    images against the `real_split` images; `toy` on `toy_samples` points of ring2d/grid2d;
+    `likelihood` (models with `elbo` / `iwae_log_likelihood`) on `likelihood_split`.
+    """
 
     names: list[str] = field(default_factory=list)  # isc, fid, kid, prc (images); toy; likelihood
     every_n_epochs: int | None = None  # None: only at the end
     num_samples: int = 10000
-    real_split: str = "train"  # train | test
-    batch_size: int = 256
+    real_split: str = "train"  # train | val | test
+    batch_size: int = 256  # images per generator / extractor forward pass
     feature_extractor: str = "inception-v3-compat"  # or "classifier"
     inception_weights: str | None = None  # local weights file for machines without internet
     classifier_ckpt: str | None = None  # domain classifier for feature_extractor=classifier
     cache_dir: str | None = None  # real-statistics cache (None: torch-fidelity's default)
-    kid_subset_size: int = 1000
+    isc_splits: int = 10
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000  # capped at the number of generated / real images
     prc_neighborhood: int = 3
-    iwae_k: int = 5000  # importance samples for the VAE log-likelihood estimate
     toy_samples: int = 2500
+    iwae_k: int = 5000  # importance samples for the VAE log-likelihood estimate
+    likelihood_split: str = "test"  # train | val | test
+    likelihood_limit: int | None = None  # use only the first N examples of the split
+    likelihood_batch_size: int = 16  # examples per elbo / iwae_log_likelihood call
 
 
 @dataclass

@@ -109,8 +109,10 @@ def build_callbacks(cfg, run_dir: Path) -> list:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from lit_gen.callbacks import DDPParameterCheck, EpochSeeding, FinalMetrics, SampleGrids
+    from lit_gen.metrics import metric_of_key
 
-    if cfg.run.monitor:
+    # a sample metric (fid, ...) is monitored by the checkpoint that extra_callbacks adds
+    if cfg.run.monitor and metric_of_key(cfg.run.monitor) is None:
         ckpt_kwargs = {"monitor": cfg.run.monitor, "mode": cfg.run.monitor_mode,
                        "save_top_k": cfg.run.save_top_k, "filename": "best-epoch{epoch:04d}",
                        "auto_insert_metric_name": False}

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -16,6 +17,10 @@ EXPERIMENTS = sorted((ROOT / "conf" / "experiment").glob("*.yaml"))
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# The suite's nets are tiny: one intra-op thread per process is faster than several (no
+# thread start-up per op), and DDP tests run 2 processes on a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 def tiny_overrides(run_dir: Path, epochs: int = 1) -> list[str]:
@@ -58,3 +63,13 @@ def mnist_root(tmp_path_factory) -> Path:
         shutil.copy(src, raw / src.name)
         shutil.copy(src, raw / f"train-{kind}-ubyte.gz")
     return root
+
+
+@pytest.fixture(scope="session")
+def digits_classifier(tmp_path_factory) -> Path:
+    """A domain classifier trained on digits at 8 px by `lit_gen.train_classifier` (seconds)."""
+    from lit_gen.train_classifier import main
+
+    out = tmp_path_factory.mktemp("classifier") / "digits8.pt"
+    assert main(["--data", "digits", "--out", str(out), "--epochs", "8", "--seed", "0"]) == 0
+    return out

@@ -25,11 +25,12 @@ def validate_model_config(m) -> None:
     cls = MODELS.get(m.name, "model.name")
     check_model_params(cls, dict(m.params), COMMON | {"max_epochs", "n_grid",
                                                       "gradient_clip_val", "gradient_clip_algorithm"})
+    roles = {**NET_ROLES, **cls.net_roles}
     for net in cls.uses_nets:
         if m[net] is None:
             raise ConfigError(f"model '{m.name}' needs model.{net}: give a net spec, "
                               f"e.g. model.{net}={{name: mlp}}")
-        validate_net_spec(m[net], NET_ROLES[net], f"model.{net}")
+        validate_net_spec(m[net], roles[net], f"model.{net}")
     names = cls.hparam_names()
     if "loss" in names:
         LOSSES.get(m.loss, "model.loss")

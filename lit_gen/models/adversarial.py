@@ -37,8 +37,10 @@ class AdversarialModule(GenerativeModule):
     (Goodfellow et al. 2014), DCGAN (Radford et al. 2015), LSGAN (Mao et al. 2017), WGAN
     (Arjovsky et al. 2017), WGAN-GP (Gulrajani et al. 2017), DRAGAN (Kodali et al. 2017),
     hinge / SN-GAN (Miyato et al. 2018) and R1 GANs (Mescheder et al. 2018) are configs of
-    this one class. Structurally different GANs subclass it and override
-    `discriminator_loss`, `generator_loss`, `generate_fake` or `discriminate`.
+    this one class. Structurally different GANs (lit_gen/models/*.py: CGAN, AC-GAN, InfoGAN,
+    EBGAN, BEGAN) subclass it and override `discriminator_loss`, `generator_loss`,
+    `generate_fake`, `discriminate`, `discriminator_parameters` (what D's optimizer trains)
+    or `after_discriminator_step` (state updated after each D step).
 
     Args:
         generator / discriminator: net specs `{name, **kwargs}` (see lit_gen.nets).
@@ -95,26 +97,39 @@ class AdversarialModule(GenerativeModule):
         d_fake = self.discriminate(fake.x, fake.y)
         adv = self.adv_loss.d_loss(d_real, d_fake)
         logs = {"d_adv": adv, "d_real": d_real.mean(), "d_fake": d_fake.mean()}
-        loss = adv
+        loss = adv + self.penalty_loss(real, fake, logs)
+        logs["d_loss"] = loss
+        return LossOutput(loss, logs)
+
+    def penalty_loss(self, real: Batch, fake: Fake, logs: dict[str, Tensor]) -> Tensor | float:
+        """The sum of the configured D penalties on `discriminate`; adds each to `logs`."""
+        y_real = real.y if self.conditional else None
         critic = lambda x: self.discriminate(x, y_real)  # noqa: E731
+        total: Tensor | float = 0.0
         for p in self.penalties:
             term = p.loss(critic, real.x, fake.x)
             if term is not None:
                 logs[f"penalty_{p.name}"] = term
-                loss = loss + term
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+                total = total + term
+        return total
 
     def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
         g = self.adv_loss.g_loss(self.discriminate(fake.x, fake.y))
         return LossOutput(g, {"g_loss": g})
+
+    def discriminator_parameters(self):
+        """What D's optimizer trains (InfoGAN adds its Q head)."""
+        return self.discriminator.parameters()
+
+    def after_discriminator_step(self, d_out: LossOutput) -> None:
+        """State updates after each D step, from its loss terms (BEGAN's k_t)."""
 
     # --- the loop -------------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
         opt_g = build_optimizer(self.generator.parameters(), hp.g_optim or default_optim(),
                                 "model.g_optim")
-        opt_d = build_optimizer(self.discriminator.parameters(), hp.d_optim or default_optim(),
+        opt_d = build_optimizer(self.discriminator_parameters(), hp.d_optim or default_optim(),
                                 "model.d_optim")
         scheds = [s for s in (build_scheduler(opt_g, hp.g_optim or {}, hp.max_epochs, "model.g_optim"),
                               build_scheduler(opt_d, hp.d_optim or {}, hp.max_epochs, "model.d_optim"))
@@ -134,6 +149,7 @@ class AdversarialModule(GenerativeModule):
             self.step_optimizer(opt_d, d_out.loss)
         for p in self.penalties:
             p.after_step(self.discriminator)
+        self.after_discriminator_step(d_out)
         self.d_steps += 1
         logs = dict(d_out.logs)
 

@@ -97,6 +97,9 @@ class GenerativeModule(L.LightningModule):
 
     #: the nets a model builds from the config (validated before a run starts)
     uses_nets: tuple[str, ...] = ("generator",)
+    #: the net role of a config key where it differs from its name (lit_gen.nets.ROLES),
+    #: e.g. {"discriminator": "autoencoder"} for EBGAN
+    net_roles: dict[str, str] = {}
     #: True for models that need labels (conditional sampling)
     conditional: bool = False
     #: DDP must tolerate parameters without gradient in a backward (alternating players)
@@ -188,16 +191,27 @@ class GenerativeModule(L.LightningModule):
         finally:
             self.train(was_training)
 
+    def class_rows(self) -> tuple[Tensor, Tensor, int]:
+        """(z, labels, nrow) for a grid with one row per class: row k shows class k, and
+        column j uses the same noise in every row, so only the label changes down a column.
+
+        Uses the first n_grid // num_classes fixed noise vectors (at least one)."""
+        per_class = max(len(self.fixed_noise) // self.num_classes, 1)
+        labels = torch.arange(self.num_classes, device=self.fixed_noise.device)
+        z = self.fixed_noise[:per_class].repeat(self.num_classes, 1)  # (K * per_class, D)
+        return z, labels.repeat_interleave(per_class), per_class
+
     @torch.no_grad()
     def sample_grids(self) -> dict[str, Grid]:
-        """Named grids for the sample callback, from the fixed noise buffer."""
+        """Named grids for the sample callback, from the fixed noise buffer; conditional
+        models get one row per class (`class_rows`)."""
         was_training = self.training
         self.eval()
         try:
-            labels = self.fixed_labels if self.conditional else None
-            x = self.decode(self.fixed_noise, labels)
-            nrow = self.num_classes if self.conditional else 8
-            return {"samples": Grid(x, nrow)}
+            if self.conditional:
+                z, labels, nrow = self.class_rows()
+                return {"samples": Grid(self.decode(z, labels), nrow)}
+            return {"samples": Grid(self.decode(self.fixed_noise), 8)}
         finally:
             self.train(was_training)
 

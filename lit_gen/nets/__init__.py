@@ -1,7 +1,8 @@
 """Plain nn.Module networks (no Lightning), built by name from `{name: ..., **kwargs}` specs.
 
 Generators are called as `cls(latent_dim=..., out_shape=..., **kwargs)`; discriminators
-(also used as encoders) as `cls(in_shape=..., out_dim=..., **kwargs)`.
+(also used as encoders) as `cls(in_shape=..., out_dim=..., **kwargs)`; autoencoders (the
+discriminators of EBGAN and BEGAN) as `cls(in_shape=..., code_dim=..., **kwargs)`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from lit_gen.errors import ConfigError
+from lit_gen.nets.autoencoder import AEOutput, DCGANAutoencoder, MLPAutoencoder
 from lit_gen.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from lit_gen.nets.mlp import MLPDiscriminator, MLPGenerator
 from lit_gen.registry import Registry, check_kwargs
@@ -22,9 +24,13 @@ GENERATORS.add("mlp", MLPGenerator)
 GENERATORS.add("dcgan", DCGANGenerator)
 DISCRIMINATORS.add("mlp", MLPDiscriminator)
 DISCRIMINATORS.add("dcgan", DCGANDiscriminator)
+AUTOENCODERS: Registry[type[nn.Module]] = Registry("autoencoder net")
+AUTOENCODERS.add("mlp", MLPAutoencoder)
+AUTOENCODERS.add("dcgan", DCGANAutoencoder)
 
 ROLES = {"generator": (GENERATORS, ("latent_dim", "out_shape")),
-         "discriminator": (DISCRIMINATORS, ("in_shape",))}
+         "discriminator": (DISCRIMINATORS, ("in_shape",)),
+         "autoencoder": (AUTOENCODERS, ("in_shape",))}
 
 
 def _split(spec: Mapping[str, Any] | None, key: str) -> tuple[str, dict[str, Any]]:
@@ -52,4 +58,5 @@ def build_net(spec, role: str, key: str | None = None, **fixed) -> nn.Module:
     return registry.get(name, f"{key}.name")(**fixed, **kwargs)
 
 
-__all__ = ["DISCRIMINATORS", "GENERATORS", "build_net", "validate_net_spec"]
+__all__ = ["AUTOENCODERS", "DISCRIMINATORS", "GENERATORS", "AEOutput", "build_net",
+           "validate_net_spec"]

@@ -1,0 +1,72 @@
+"""Sample-quality metrics during training: every `metrics.every_n_epochs` and at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+
+from lit_gen.run_dir import update_metrics
+
+
+class SampleMetrics(L.Callback):
+    """Computes `metrics.names` on samples of the (EMA, when enabled) generator.
+
+    At the end of every `every_n_epochs`-th training epoch (and of the last one) every rank
+    draws its share of the samples with `pl_module.sample(n, labels)`, rank 0 computes the
+    metrics on all of them, and every rank logs the same numbers with `pl_module.log` (so
+    `ModelCheckpoint(monitor="fid")` sees them). If training stops elsewhere (max_steps,
+    max_time) the metrics are computed once more in `on_train_end` and sent to the loggers.
+    Rank 0 merges the values and a `protocol` object into metrics.json.
+
+    Args:
+        cfg: the full run config (uses `metrics`, `seed`).
+        run_dir: the run directory (metrics.json).
+    """
+
+    def __init__(self, cfg, run_dir: str | Path):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.every = cfg.metrics.every_n_epochs
+        self.evaluator = None
+        self._evaluated_at: int | None = None  # g_steps of the last evaluation
+        self._last: dict | None = None  # its values and protocol
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        from lit_gen.metrics.evaluator import Evaluator
+
+        if stage != "fit":
+            return
+        self.evaluator = Evaluator(self.cfg.metrics, trainer.datamodule, seed=self.cfg.seed)
+        if trainer.is_global_zero:
+            self.evaluator.prepare()  # resolve (download once) the extractor weights before training
+
+    def _evaluate(self, trainer, pl_module, epochs_done: int) -> dict[str, float]:
+        values, protocol = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
+        protocol.update(epoch=epochs_done, g_step=pl_module.g_steps,
+                        ema=getattr(pl_module, "generator_ema", None) is not None,
+                        world_size=trainer.world_size)
+        self._last = {**values, "protocol": protocol}
+        if trainer.is_global_zero:
+            update_metrics(self.run_dir, self._last)
+        self._evaluated_at = pl_module.g_steps
+        return values
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        due = self.every is not None and epoch % self.every == 0
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch >= trainer.max_epochs
+        if not (due or last) or self._evaluated_at == pl_module.g_steps:
+            return
+        for key, value in self._evaluate(trainer, pl_module, epoch).items():
+            pl_module.log(key, float(value), on_step=False, on_epoch=True, prog_bar=key == "fid")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._evaluated_at == pl_module.g_steps:
+            # FinalMetrics has just written the logged (float32) copies; keep the exact values
+            if trainer.is_global_zero and self._last:
+                update_metrics(self.run_dir, self._last)
+            return
+        values = self._evaluate(trainer, pl_module, trainer.current_epoch)
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step)

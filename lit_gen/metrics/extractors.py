@@ -1,0 +1,162 @@
+"""Feature extractors for FID / IS / KID / PRC, chosen by `metrics.feature_extractor`.
+
+Each entry knows how to check its config (cheap, at validation), how to resolve its weights
+file at the start of a run (the only place that may touch the network), and which
+torch-fidelity extractor name, layers and input size it stands for. The torch-fidelity side
+(the `FeatureExtractorBase` subclasses) lives in `lit_gen.metrics.fidelity`, which imports
+torch-fidelity; this module stays light so config validation does not pay for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lit_gen.errors import ConfigError
+from lit_gen.registry import Registry
+
+# torch-fidelity 0.4's URL and file name for the TF-ported Inception-v3 weights
+# (torch_fidelity.feature_extractor_inceptionv3.URL_INCEPTION_V3).
+INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth")
+INCEPTION_FILE = INCEPTION_URL.rsplit("/", 1)[1]
+INCEPTION_INPUT_SIZE = 299  # torch-fidelity resizes every input to 299x299 inside the net
+
+
+@dataclass(frozen=True)
+class PreparedExtractor:
+    """A feature extractor ready for torch-fidelity: everything the protocol records.
+
+    Args:
+        name: lit_gen name (`metrics.feature_extractor`), e.g. "classifier".
+        fidelity_name: name registered with torch-fidelity's registry.
+        weights_path: local weights file passed as `feature_extractor_weights_path`.
+        sha256: sha256 of the weights file (hex).
+        input_size: image side the network itself sees (299 for Inception).
+        layers: metric -> torch-fidelity feature layer ("fid": "2048", "isc": "logits_unbiased").
+        info: extra protocol entries (e.g. the classifier's dataset and test accuracy).
+    """
+
+    name: str
+    fidelity_name: str
+    weights_path: str
+    sha256: str
+    input_size: int
+    layers: dict[str, str]
+    info: dict = field(default_factory=dict)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hub_inception_path() -> Path:
+    """Where torch-fidelity (torch.hub) keeps the downloaded Inception weights."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def network_available(host: str = "github.com", port: int = 443) -> bool:
+    """A cheap DNS lookup: False on machines without internet (fails in milliseconds)."""
+    try:
+        socket.getaddrinfo(host, port)
+    except OSError:
+        return False
+    return True
+
+
+def inception_offline_message(reason: str) -> str:
+    return (f"metrics.feature_extractor=inception-v3-compat needs the Inception-v3 weights, "
+            f"{reason}. Download {INCEPTION_URL} and set metrics.inception_weights=/path/to/"
+            f"{INCEPTION_FILE} (or place it at {hub_inception_path()}); fully offline, use "
+            "metrics.feature_extractor=classifier (python -m lit_gen.train_classifier).")
+
+
+class InceptionExtractor:
+    """torch-fidelity's `inception-v3-compat` (Szegedy et al. 2016, TF-ported weights as in
+    Heusel et al. 2017 / Salimans et al. 2016): the extractor published FID/IS numbers use.
+    FID/KID/PRC on the 2048-d pool features, IS on the 1008 unbiased logits."""
+
+    fidelity_name = "inception-v3-compat"
+    layers = {"fid": "2048", "kid": "2048", "prc": "2048", "isc": "logits_unbiased"}
+
+    def check(self, m) -> None:
+        if m.inception_weights is not None:
+            if not Path(m.inception_weights).is_file():
+                raise ConfigError(f"metrics.inception_weights: file not found: {m.inception_weights}; "
+                                  f"download {INCEPTION_URL} and point the key at it")
+            return
+        if not hub_inception_path().is_file() and not network_available():
+            raise ConfigError(inception_offline_message("and this machine has no network"))
+
+    def prepare(self, m) -> PreparedExtractor:
+        """Resolve the local weights file, downloading it once when online."""
+        if m.inception_weights is not None:
+            path = Path(m.inception_weights)
+            self.check(m)
+        else:
+            path = hub_inception_path()
+            if not path.is_file():
+                _download(INCEPTION_URL, path)
+        return PreparedExtractor("inception-v3-compat", self.fidelity_name, str(path),
+                                 file_sha256(path), INCEPTION_INPUT_SIZE, dict(self.layers))
+
+
+def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as f:
+            while chunk := resp.read(1 << 20):
+                f.write(chunk)
+    except (urllib.error.URLError, OSError) as err:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(inception_offline_message(f"and the download failed ({err})")) from None
+    tmp.replace(dest)
+
+
+class ClassifierExtractor:
+    """A domain classifier trained by `python -m lit_gen.train_classifier` (a small CNN on the
+    same data): FID/KID/PRC on its penultimate layer, IS on its logits. Works offline; the
+    numbers are comparable only between runs that use the same classifier file (sha256)."""
+
+    fidelity_name = "lit-gen-classifier"
+    layers = {"fid": "penultimate", "kid": "penultimate", "prc": "penultimate", "isc": "logits"}
+
+    def check(self, m) -> None:
+        if m.classifier_ckpt is None:
+            raise ConfigError("metrics.feature_extractor=classifier needs metrics.classifier_ckpt=PATH; "
+                              "train one with `python -m lit_gen.train_classifier --data NAME --out PATH`")
+        if not Path(m.classifier_ckpt).is_file():
+            raise ConfigError(f"metrics.classifier_ckpt: file not found: {m.classifier_ckpt}; train it "
+                              "with `python -m lit_gen.train_classifier --data NAME --out PATH`")
+
+    def prepare(self, m) -> PreparedExtractor:
+        from lit_gen.nets.classifier import read_classifier
+
+        self.check(m)
+        ckpt = read_classifier(m.classifier_ckpt)
+        info = {"classifier_dataset": ckpt["data"]["name"],
+                "classifier_test_accuracy": ckpt.get("test_accuracy")}
+        return PreparedExtractor("classifier", self.fidelity_name, str(m.classifier_ckpt),
+                                 file_sha256(m.classifier_ckpt), int(ckpt["in_shape"][-1]),
+                                 dict(self.layers), info)
+
+
+FEATURE_EXTRACTORS: Registry = Registry("feature extractor")
+FEATURE_EXTRACTORS.add("inception-v3-compat", InceptionExtractor())
+FEATURE_EXTRACTORS.add("classifier", ClassifierExtractor())
+
+
+def prepare_extractor(m) -> PreparedExtractor:
+    """The configured extractor with its weights resolved (may download Inception once)."""
+    return FEATURE_EXTRACTORS.get(m.feature_extractor, "metrics.feature_extractor").prepare(m)
