@@ -70,8 +70,9 @@ def resolve_run_dir(cfg) -> tuple[Path, str | None]:
     if cfg.run.dir:
         run_dir = Path(cfg.run.dir)
     else:
-        stamp = (os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
-                 or time.strftime("%Y%m%d-%H%M%S"))
+        # a wandb agent runs many runs in one SLURM job: its run id comes first
+        stamp = (os.environ.get("WANDB_RUN_ID") or os.environ.get("SLURM_JOB_ID")
+                 or os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S"))
         run_dir = Path(cfg.run.root) / f"{cfg.experiment}-{stamp}"
     if (run_dir / CONFIG_FILE).exists() and _rank() == 0:
         raise ConfigError(f"run dir {run_dir} already holds a run; pass resume=last to "
@@ -162,10 +163,12 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path: str | None) -> Path:
     import lightning as L
     from omegaconf import OmegaConf
 
-    from lit_gen.run_dir import atomic_write_text
+    from lit_gen.provenance import environment_info
+    from lit_gen.run_dir import DONE_FILE, ENVIRONMENT_FILE, atomic_write_text, write_json
 
     if _rank() == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / DONE_FILE).unlink(missing_ok=True)  # a resumed run is unfinished again
         atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     trainer = L.Trainer(
         default_root_dir=str(run_dir),
@@ -173,8 +176,20 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path: str | None) -> Path:
         callbacks=build_callbacks(cfg, run_dir),
         **trainer_kwargs(cfg, model),
     )
+    if trainer.is_global_zero:
+        write_json(run_dir / ENVIRONMENT_FILE, environment_info(trainer))
+    start = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     if trainer.is_global_zero:
+        if trainer.state.status == "finished":
+            from lit_gen.logging_utils import sync_wandb_summary
+            from lit_gen.run_dir import read_metrics
+
+            sync_wandb_summary(trainer.loggers, read_metrics(run_dir))
+            # the marker sweeps and bench read: training ended normally, metrics are final
+            write_json(run_dir / DONE_FILE, {"epoch": trainer.current_epoch,
+                                             "g_step": int(model.g_steps),
+                                             "wall_seconds": round(time.perf_counter() - start, 1)})
         print(f"run dir: {run_dir}")
     return run_dir
 

@@ -67,3 +67,14 @@ def build_csv_logger(run_dir: Path):
             return self._experiment
 
     return RunCSVLogger(save_dir=str(run_dir), name="", version="")
+
+
+def sync_wandb_summary(loggers, metrics: dict) -> None:
+    """Put the final metrics.json (numbers and the `protocol` object) into each wandb run's
+    summary, so a W&B sweep's `metric` and `lit_gen.bench ENTITY/PROJECT/SWEEP_ID` read the
+    same values as the run dir."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and metrics:
+            logger.experiment.summary.update(metrics)

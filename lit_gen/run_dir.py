@@ -17,6 +17,8 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 SAMPLES_DIR = "samples"
 CHECKPOINTS_DIR = "checkpoints"
+DONE_FILE = "done.json"  # written by rank 0 when training finished normally (not on a crash)
+ENVIRONMENT_FILE = "environment.json"  # library versions, device, git commit (provenance.py)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -42,6 +44,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no nan/inf; keep them visible as strings
     return value
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(Path(path), json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n")
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """True when the run finished training normally (done marker and metrics.json present)."""
+    return (Path(run_dir) / DONE_FILE).is_file() and (Path(run_dir) / METRICS_FILE).is_file()
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:

@@ -1,0 +1,32 @@
+"""`python -m lit_gen.bench [MODE] ...`: benchmark commands.
+
+    python -m lit_gen.bench RUNS_DIR_OR_SWEEP [--group-by model,dataset --over seed] [--out F]
+    python -m lit_gen.bench table ...   (the same; `table` is the default mode)
+
+A mode is a module with `main(argv) -> int` (wrapped in `@cli_main`), registered by name in
+MODES; a new mode (e.g. `speed`) is one line here plus its own module, imported only when
+used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+MODES = {
+    "table": "lit_gen.bench_table",  # finished runs -> markdown + CSV table (the default)
+}
+DEFAULT_MODE = "table"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in MODES:
+        mode, rest = argv[0], argv[1:]
+    else:
+        mode, rest = DEFAULT_MODE, argv
+    return importlib.import_module(MODES[mode]).main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
