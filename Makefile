@@ -13,7 +13,12 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 install: $(BIN)/.installed
 
-quickstart: $(BIN)/.installed
+CLASSIFIER := runs/classifiers/digits-16px.pt
+
+$(CLASSIFIER): $(BIN)/.installed
+	$(BIN)/python -m lit_gen.train_classifier --data digits data.image_size=16 --out $@
+
+quickstart: $(BIN)/.installed $(CLASSIFIER)
 	$(BIN)/python -m lit_gen.fit --config conf/experiment/quickstart.yaml
 
 test: $(BIN)/.installed

@@ -76,3 +76,22 @@ def digits_classifier(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("classifier") / "digits8.pt"
     assert main(["--data", "digits", "--out", str(out), "--epochs", "8", "--seed", "0"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def classifier_factory(tmp_path_factory):
+    """Domain classifiers trained briefly by `lit_gen.train_classifier`, one per (data, size)."""
+    from lit_gen.train_classifier import main
+
+    made: dict = {}
+
+    def get(data: str, image_size: int | None) -> Path:
+        key = (data, image_size)
+        if key not in made:
+            out = tmp_path_factory.mktemp("classifier") / f"{data}-{image_size}.pt"
+            extra = [f"data.image_size={image_size}"] if image_size else []
+            assert main(["--data", data, *extra, "--out", str(out), "--epochs", "2"]) == 0
+            made[key] = out
+        return made[key]
+
+    return get

@@ -18,7 +18,16 @@ NEEDS_DOWNLOAD = {"fashion_mnist", "cifar10", "image_folder"}
 def data_overrides(exp, request) -> list[str]:
     from lit_gen import config
 
-    name = config.load([exp]).data.name
+    cfg = config.load([exp], ["metrics.names=[]"])  # (a missing classifier fails validation)
+    name = cfg.data.name
+    if cfg.metrics.classifier_ckpt and cfg.metrics.feature_extractor == "classifier":
+        # the experiment names a classifier a user trains once; tests train their own
+        ckpt = request.getfixturevalue("classifier_factory")(name, cfg.data.image_size)
+        return [f"metrics.classifier_ckpt={ckpt}"] + data_overrides_for(name, request)
+    return data_overrides_for(name, request)
+
+
+def data_overrides_for(name, request) -> list[str]:
     if name == "mnist":
         return [f"data.root={request.getfixturevalue('mnist_root')}", "data.download=false"]
     if name in NEEDS_DOWNLOAD:
