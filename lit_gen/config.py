@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lit_gen.errors import ConfigError
@@ -272,11 +272,18 @@ def load(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = 
                 raise ConfigError(_describe(err, source)) from None
     dotlist = normalize_overrides(list(overrides))
     try:
-        over = OmegaConf.from_dotlist(dotlist)
-        _reset_renamed_nets(cfg, over)
-        cfg = OmegaConf.merge(cfg, over)
+        _reset_renamed_nets(cfg, OmegaConf.from_dotlist(dotlist))
+        for item in dotlist:
+            # one at a time with update(): keys may index lists (model.penalties.0.weight=5)
+            key, value = item.split("=", 1)
+            parsed = OmegaConf.from_dotlist([f"value={value}"])._get_node("value")
+            parsed = OmegaConf.to_container(parsed) if isinstance(
+                parsed, DictConfig | ListConfig) else parsed._value()
+            OmegaConf.update(cfg, key, parsed, merge=True)
     except OmegaConfBaseException as err:
         raise ConfigError(_describe(err, "command line")) from None
+    except (TypeError, IndexError, ValueError) as err:
+        raise ConfigError(f"invalid override in '{' '.join(dotlist)}': {err}") from None
     if cfg.experiment is None:
         cfg.experiment = Path(config_files[-1]).stem if config_files else "default"
     validate(cfg)

@@ -9,15 +9,16 @@ from omegaconf import OmegaConf
 from lit_gen import config
 from lit_gen.errors import ConfigError
 
-QUICK = ROOT / "conf" / "experiment" / "quickstart.yaml"
+QUICK = ROOT / "conf" / "experiment" / "dcgan_digits.yaml"
 
 
 def test_defaults_and_experiment_name():
     cfg = config.load([QUICK])
-    assert cfg.experiment == "quickstart"
+    assert cfg.experiment == "dcgan_digits"
     assert cfg.data.name == "digits" and cfg.data.image_size == 16
     assert cfg.model.generator["name"] == "dcgan"
-    assert cfg.model.generator["base_channels"] == 32
+    assert cfg.model.generator["base_channels"] == 64
+    assert cfg.model.latent_dim == 100
     assert cfg.seed == 0
 
 
@@ -87,13 +88,22 @@ def test_cli_bad_key_exit_2_no_traceback_nothing_written(tmp_path):
     assert not run_dir.exists()
 
 
+def test_quickstart_without_classifier_says_how_to_train_it(tmp_path):
+    proc = run_cli("lit_gen.fit", "--config", str(ROOT / "conf" / "experiment" / "quickstart.yaml"),
+                   "metrics.classifier_ckpt=" + str(tmp_path / "missing.pt"),
+                   f"run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "lit_gen.train_classifier" in proc.stderr and "missing.pt" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_print_config_resolves_everything(tmp_path):
     proc = run_cli("lit_gen.fit", "--config", str(QUICK), "--print-config", "--seed=7")
     assert proc.returncode == 0, proc.stderr
     printed = OmegaConf.create(proc.stdout)
     assert printed.seed == 7
-    assert printed.experiment == "quickstart"
-    assert printed.trainer.max_epochs == 100
+    assert printed.experiment == "dcgan_digits"
+    assert printed.trainer.max_epochs == 60
     assert "run dir" not in proc.stdout
 
 
@@ -102,3 +112,14 @@ def test_conf_defaults_yaml_matches_schema():
     documented = OmegaConf.load(ROOT / "conf" / "defaults.yaml")
     schema = OmegaConf.structured(config.Config)
     assert OmegaConf.to_container(documented) == OmegaConf.to_container(schema)
+
+
+def test_override_indexes_into_lists():
+    cfg = config.load([ROOT / "conf" / "experiment" / "wgan_gp_digits.yaml"],
+                      ["model.penalties.0.weight=5", "model.g_optim.betas.1=0.95"])
+    assert cfg.model.penalties[0]["weight"] == 5
+    assert cfg.model.penalties[0]["name"] == "gp"
+    assert list(cfg.model.g_optim.betas) == pytest.approx([0.0, 0.95])
+    with pytest.raises(ConfigError, match=r"model.penalties\[3\]"):
+        config.load([ROOT / "conf" / "experiment" / "wgan_gp_digits.yaml"],
+                    ["model.penalties.3.weight=5"])
