@@ -108,7 +108,13 @@ def build_loggers(cfg, run_dir: Path) -> list:
 def build_callbacks(cfg, run_dir: Path) -> list:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from lit_gen.callbacks import DDPParameterCheck, EpochSeeding, FinalMetrics, SampleGrids
+    from lit_gen.callbacks import (
+        DDPParameterCheck,
+        EpochSeeding,
+        FinalMetrics,
+        SampleGrids,
+        SyncBuffers,
+    )
     from lit_gen.metrics import metric_of_key
 
     ckpt_dir = str(run_dir / CHECKPOINTS_DIR)
@@ -116,7 +122,7 @@ def build_callbacks(cfg, run_dir: Path) -> list:
     # writes it after a top-k save, i.e. at the very end when nothing is monitored)
     last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False, save_last=False)
-    callbacks = [EpochSeeding(cfg.seed), last]
+    callbacks = [EpochSeeding(cfg.seed), SyncBuffers(), last]
     # a sample metric (fid, ...) is monitored by the checkpoint that extra_callbacks adds
     if cfg.run.monitor and metric_of_key(cfg.run.monitor) is None:
         callbacks.append(ModelCheckpoint(

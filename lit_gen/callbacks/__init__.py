@@ -1,7 +1,7 @@
 """Lightning callbacks: sample grids, run-dir files, reproducibility checks, metrics."""
 
 from lit_gen.callbacks.metrics import SampleMetrics
-from lit_gen.callbacks.run_state import DDPParameterCheck, EpochSeeding, FinalMetrics
+from lit_gen.callbacks.run_state import DDPParameterCheck, EpochSeeding, FinalMetrics, SyncBuffers
 from lit_gen.callbacks.samples import SampleGrids, save_grid
 
 
@@ -30,5 +30,5 @@ def extra_callbacks(cfg, run_dir) -> list:
     return callbacks
 
 
-__all__ = ["DDPParameterCheck", "EpochSeeding", "FinalMetrics", "SampleGrids", "SampleMetrics",
+__all__ = ["DDPParameterCheck", "EpochSeeding", "FinalMetrics", "SampleGrids", "SampleMetrics", "SyncBuffers",
            "extra_callbacks", "save_grid"]

@@ -61,14 +61,25 @@ class FinalMetrics(L.Callback):
         self._write(trainer, pl_module)
 
 
-def parameter_digest(module: torch.nn.Module) -> str:
-    """sha256 of every parameter, bit for bit (detects any divergence).
+class SyncBuffers(L.Callback):
+    """Under DDP, copies rank 0's buffers (batch-norm running statistics, ...) to every rank
+    at the end of each training epoch, before samples, metrics and checkpoints use them.
 
-    Buffers (batch-norm running statistics) are left out: DDP re-broadcasts them from
-    rank 0 at every forward, so after the last step they may differ by that step.
+    DDP broadcasts buffers only at the start of each forward, so after an epoch's last step
+    each rank holds running statistics from its own last batch.
     """
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.world_size < 2:
+            return
+        for buf in pl_module.buffers():
+            torch.distributed.broadcast(buf.data, src=0)
+
+
+def parameter_digest(module: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer, bit for bit (detects any divergence)."""
     h = hashlib.sha256()
-    for name, t in sorted(module.named_parameters()):
+    for name, t in sorted(module.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
                  if t.numel() else b"")
@@ -77,7 +88,7 @@ def parameter_digest(module: torch.nn.Module) -> str:
 
 class DDPParameterCheck(L.Callback):
     """Under distributed training, checks at the end that every rank holds identical
-    parameters, and records it in metrics.json (`ddp_ranks_identical`: 1 or 0)."""
+    parameters and buffers, and records it in metrics.json (`ddp_ranks_identical`: 1 or 0)."""
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
