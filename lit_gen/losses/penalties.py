@@ -32,8 +32,10 @@ def input_gradient_norm(critic: Critic, x: Tensor) -> Tensor:
     with torch.autocast(device_type=device_type, enabled=False), \
             torch.compiler.set_stance("force_eager"):
         scores = critic(x).float()
-    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
-    return grad.flatten(1).norm(2, dim=1)
+        # inside the block too: with create_graph the backward ops are ordinary ops, which
+        # an enclosing autocast would run in bf16/fp16
+        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+        return grad.flatten(1).norm(2, dim=1)
 
 
 class Penalty:
