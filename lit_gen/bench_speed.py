@@ -91,7 +91,7 @@ class Settings:
 
 
 QUICK = Settings(sizes=[28, 32], data=["synthetic"], batch_size=16, warmup=1, steps=3, repeats=1,
-                 fid_n=16, fid_real=48, fid_batch_size=16, extractors=["inception", "classifier"],
+                 fid_n=4, fid_real=12, fid_batch_size=16, extractors=["inception", "classifier"],
                  net_overrides=["model.generator.base_channels=16",
                                 "model.discriminator.base_channels=16"])
 
