@@ -52,11 +52,14 @@ def test_training_rows(result):
         else:
             assert name.startswith("vae") and r["status"] == "SKIP" and "vae" in r["reason"]
     assert "ratio" in rows["dcgan-28px-synthetic-dataloader"]
-    assert [p["case"] for p in result["data_paths"]] == ["dcgan-28px-synthetic"]
-    dp = result["data_paths"][0]
-    assert dp["speedup"] == pytest.approx(dp["on_device_images_per_s"] / dp["dataloader_images_per_s"],
-                                          rel=1e-3)
-    assert dp["status"] == "INFO"  # no target on CPU
+    # lit_gen's VAE is measured where this checkout has one (lit_gen/models/vae.py)
+    assert ("ratio" in rows["vae-28px-synthetic-dataloader"]) == bench_speed.vae_available()
+    expected = ["dcgan-28px-synthetic"] + (["vae-28px-synthetic"] if bench_speed.vae_available() else [])
+    assert [p["case"] for p in result["data_paths"]] == expected
+    for dp in result["data_paths"]:
+        assert dp["speedup"] == pytest.approx(
+            dp["on_device_images_per_s"] / dp["dataloader_images_per_s"], rel=1e-3)
+        assert dp["status"] == "INFO"  # no target on CPU
 
 
 def test_fid_rows(result):

@@ -60,8 +60,9 @@ class SyncWatch:
             original = getattr(torch, name)
 
             def factory(*args, _name=name, _original=original, **kwargs):
-                if kwargs.get("device") is not None:
-                    self.record(f"torch.{_name}(..., device=...)")
+                data = args[0] if args else kwargs.get("data")
+                if kwargs.get("device") is not None and not isinstance(data, torch.Tensor):
+                    self.record(f"torch.{_name}(<host data>, device=...)")
                 return _original(*args, **kwargs)
 
             monkeypatch.setattr(torch, name, factory)
