@@ -180,7 +180,8 @@ def test_gradient_penalty_is_fp32_exact_under_autocast(dtype):
         critic = conv_critic()
         torch.manual_seed(3)
         with torch.autocast("cpu", dtype=dtype, enabled=amp):
-            term = PENALTIES.get("gp")(weight=10.0).loss(lambda t: critic(t).flatten(), real, fake)
+            term = PENALTIES.get("gp")(weight=10.0).loss(
+                lambda t, c=critic: c(t).flatten(), real, fake)
         term.backward()
         values.append(term)
         grads.append(critic[0].weight.grad.clone())
