@@ -1,4 +1,5 @@
-"""`python -m lit_gen.bench_speed [--quick] [--out FILE]`: is lit_gen as fast as plain PyTorch?
+"""`python -m lit_gen.bench speed [--quick] [--out FILE]` (or `python -m lit_gen.bench_speed`):
+is lit_gen as fast as plain PyTorch?
 
 In one process, on whatever device is present (CUDA if available, else CPU), it measures:
 

@@ -21,14 +21,18 @@ from lightning.pytorch.strategies import Strategy
 from lit_gen import config
 
 LIT_GEN = str(ROOT / "lit_gen")
+NO_METRICS = ["metrics.names=[]"]  # training steps only (a missing classifier fails validation)
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 
 
 def one_experiment_per_model() -> list:
-    """An experiment file for every model name in conf/experiment (digits ones first)."""
-    by_model: dict[str, list] = {}
+    """An experiment file for every model name and set of D penalties in conf/experiment
+    (digits ones first)."""
+    by_model: dict[tuple, list] = {}
     for path in EXPERIMENTS:
-        by_model.setdefault(config.load([str(path)], []).model.name, []).append(path)
+        cfg = config.load([str(path)], NO_METRICS)
+        key = (cfg.model.name, tuple(sorted(p["name"] for p in cfg.model.penalties)))
+        by_model.setdefault(key, []).append(path)
     return [min(paths, key=lambda p: ("_digits" not in p.name, p.name))
             for _, paths in sorted(by_model.items())]
 
@@ -92,8 +96,8 @@ def test_training_step_never_waits_for_the_device(exp, tmp_path, monkeypatch):
     watch = SyncWatch()
     watch.install(monkeypatch)
     # 3 batches, none of them a logging step: nothing in the step may reach the host
-    fit([exp], tiny_overrides(tmp_path / "r") + ["trainer.limit_train_batches=3",
-                                                 "trainer.log_every_n_steps=1000"])
+    fit([exp], tiny_overrides(tmp_path / "r") + NO_METRICS + [
+        "trainer.limit_train_batches=3", "trainer.log_every_n_steps=1000"])
     assert watch.steps == 3
     assert watch.found == [], "\n".join(watch.found)
 
