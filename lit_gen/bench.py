@@ -15,6 +15,7 @@ import sys
 
 MODES = {
     "table": "lit_gen.bench_table",  # finished runs -> markdown + CSV table (the default)
+    "speed": "lit_gen.bench_speed",  # lit_gen vs plain PyTorch throughput, FID timing, memory
 }
 DEFAULT_MODE = "table"
 

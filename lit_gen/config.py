@@ -35,7 +35,10 @@ class DataConfig:
     n_samples: int = 20000
     radius: float | None = None  # ring2d: circle radius (1); grid2d: spacing (2)
     std: float | None = None  # mode std (ring2d 0.01, grid2d 0.05)
-    on_device: bool = False  # hold the whole set as one tensor on the training device
+    # hold the whole training set as one tensor on the training device; shuffle, augment and
+    # batch there, with no DataLoader (small sets: MNIST-size and below; see docs/performance.md)
+    on_device: bool = False
+    hflip: bool = False  # augmentation: random horizontal flips of training images
 
 
 @dataclass
@@ -49,6 +52,9 @@ class OptimConfig:
     momentum: float = 0.0  # sgd / rmsprop
     scheduler: str | None = None  # cosine | linear | step | exponential (None: constant)
     scheduler_args: dict[str, Any] = field(default_factory=dict)
+    # torch's multi-tensor implementations; None: torch's default (foreach on CUDA)
+    foreach: bool | None = None
+    fused: bool | None = None  # one fused kernel per step (adam, adamw, sgd)
 
 
 @dataclass
@@ -81,8 +87,8 @@ class ModelConfig:
     e_optim: OptimConfig | None = None  # third optimizer where a model has one (VAE-GAN)
     ema: EMAConfig = field(default_factory=EMAConfig)
     params: dict[str, Any] = field(default_factory=dict)
-    compile: bool = False  # torch.compile the nets
-    channels_last: bool = False  # channels_last memory format for conv nets
+    compile: bool = False  # torch.compile the nets in place (state_dict keys unchanged)
+    channels_last: bool = False  # channels_last memory format for conv nets and their inputs
 
 
 @dataclass
@@ -317,6 +323,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.data.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     validate_model_config(cfg.model)
+    from lit_gen.fast_paths import validate_fast_paths
+
+    validate_fast_paths(cfg)
     from lit_gen.metrics import validate_metrics_config
 
     validate_metrics_config(cfg)

@@ -134,6 +134,12 @@ def build_callbacks(cfg, run_dir: Path) -> list:
         FinalMetrics(run_dir),
         DDPParameterCheck(run_dir),
     ]
+    if cfg.trainer.enable_progress_bar:
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        # the bar reads the logged losses on the host when it refreshes: refreshing every
+        # step would make every step wait for the device
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps)))
     from lit_gen.callbacks import extra_callbacks
 
     callbacks += extra_callbacks(cfg, run_dir)
@@ -151,6 +157,8 @@ def run(cfg) -> Path:
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    # GenerativeModule converts batches for channels_last there, by design
+    warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer` in `LightningModule`.*")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()  # load (and check) the data before anything is written

@@ -1,11 +1,11 @@
 """DataModules by name (`data.name`)."""
 
-from lit_gen.data import digits, image_folder, torchvision_sets, toy
+from lit_gen.data import digits, image_folder, synthetic, torchvision_sets, toy
 from lit_gen.data.base import DataInfo, GenerativeDataModule
 from lit_gen.registry import Registry
 
 DATASETS: Registry[type[GenerativeDataModule]] = Registry("dataset")
-for _module in (toy, digits, torchvision_sets, image_folder):
+for _module in (toy, digits, torchvision_sets, image_folder, synthetic):
     _module.register(DATASETS)
 
 

@@ -1,7 +1,15 @@
-"""The shared DataModule: in-memory tensors, a seeded train/val split, batched fetching."""
+"""The shared DataModule: in-memory tensors, a seeded train/val split, batched fetching.
+
+Two training-batch paths: a DataLoader over CPU tensors (default), or, with
+`data.on_device=true`, `DeviceBatches` over one copy of the training set on the training
+device (no workers, no collate, no host-to-device copy per batch).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
@@ -25,22 +33,116 @@ class DataInfo:
                 "num_classes": self.num_classes}
 
 
-class TensorPairDataset(Dataset):
-    """(x, y) tensors fetched a whole batch at a time (`__getitems__`), no per-item collate."""
+def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each image of a (B, C, H, W) batch left-right with probability 1/2, on x's
+    device (a `where`, no host sync)."""
+    flip = torch.rand(len(x), device=x.device, generator=generator) < 0.5
+    return torch.where(flip.view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+
+class TensorPairDataset(Dataset):
+    """(x, y) tensors fetched a whole batch at a time (`__getitems__`), no per-item collate.
+
+    Args:
+        x: (N, ...) examples; y: (N,) labels.
+        hflip: random horizontal flips of fetched images (augmentation; global torch RNG).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, hflip: bool = False):
         assert len(x) == len(y)
-        self.x, self.y = x, y
+        self.x, self.y, self.hflip = x, y, hflip
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, i: int):
-        return self.x[i], self.y[i]
+        x = self.x[i]
+        return (random_hflip(x[None])[0] if self.hflip else x), self.y[i]
 
     def __getitems__(self, idx: list[int]):
         idx_t = torch.as_tensor(idx, dtype=torch.long)
-        return self.x[idx_t], self.y[idx_t]
+        x = self.x[idx_t]
+        return (random_hflip(x) if self.hflip else x), self.y[idx_t]
+
+
+class DeviceBatches:
+    """Training batches cut from (x, y) tensors that already live on the training device.
+
+    Each epoch draws one permutation of all N examples from a generator seeded by
+    (seed, epoch) on that device: identical on every rank, so under DDP rank r takes
+    `perm[r::world_size]` of the first `world_size * (N // world_size)` entries, and the
+    shards are disjoint, equal-sized and deterministic. Flips (`hflip`) are drawn on the
+    device too, seeded by (seed, epoch, rank). Nothing here reads a device value on the
+    host, so iterating never waits for the device.
+
+    The epoch comes from `epoch_fn` when given (the DataModule passes the trainer's current
+    epoch: Lightning starts iterating before it calls `set_epoch`, and a resumed run starts
+    earlier than an uninterrupted one), else from `set_epoch`.
+
+    Args:
+        x: (N, ...) examples on the device; y: (N,) labels on the same device.
+        batch_size: examples per batch (per rank).
+        shuffle: permute each epoch (else the natural order, no drop_last).
+        seed: the run seed.
+        rank / world_size: this process's shard.
+        hflip: random horizontal flips (augmentation).
+        epoch_fn: returns the current epoch (None: the last `set_epoch` value).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, hflip: bool = False,
+                 epoch_fn: Callable[[], int] | None = None):
+        assert len(x) == len(y) and 0 <= rank < world_size
+        self.x, self.y = x, y
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size, self.hflip = rank, world_size, hflip
+        self.epoch_fn = epoch_fn
+        self._epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = int(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.epoch_fn() if self.epoch_fn is not None else self._epoch
+
+    @property
+    def shard_size(self) -> int:
+        return len(self.x) // self.world_size
+
+    @property
+    def drop_last(self) -> bool:
+        return self.shuffle and self.shard_size > self.batch_size
+
+    def __len__(self) -> int:
+        n = self.shard_size
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _generator(self, *key: int) -> torch.Generator:
+        """A generator on the data's device seeded by (seed, *key)."""
+        digest = hashlib.sha256("/".join(map(str, (self.seed, *key))).encode()).digest()
+        return torch.Generator(device=self.x.device).manual_seed(
+            int.from_bytes(digest[:8], "little") >> 1)
+
+    def indices(self, epoch: int | None = None) -> torch.Tensor:
+        """This rank's example indices for an epoch (default: the current one), in batch
+        order, on the device."""
+        n = len(self.x)
+        epoch = self.epoch if epoch is None else epoch
+        if self.shuffle:
+            order = torch.randperm(n, device=self.x.device, generator=self._generator(epoch))
+        else:
+            order = torch.arange(n, device=self.x.device)
+        return order[: self.shard_size * self.world_size][self.rank::self.world_size]
+
+    def __iter__(self):
+        epoch = self.epoch
+        order = self.indices(epoch)
+        flips = self._generator(epoch, self.rank + 1) if self.hflip else None
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.x[idx]
+            yield (random_hflip(x, flips) if flips is not None else x), self.y[idx]
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -156,11 +258,18 @@ class GenerativeDataModule(L.LightningDataModule):
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _loader(self, x, y, shuffle: bool) -> DataLoader:
+    def _training_device(self) -> tuple[torch.device, int, int]:
+        """(device, rank, world size) of the attached Trainer (CPU, 0, 1 without one)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return torch.device("cpu"), 0, 1
+        return trainer.strategy.root_device, trainer.global_rank, trainer.world_size
+
+    def _loader(self, x, y, shuffle: bool, augment: bool = False) -> DataLoader:
         bs = self.cfg.batch_size
         sampler = EpochShuffleSampler(len(x), self.seed, self._current_epoch) if shuffle else None
         return DataLoader(
-            TensorPairDataset(x, y),
+            TensorPairDataset(x, y, hflip=augment and self.cfg.hflip and x.ndim == 4),
             batch_size=bs,
             sampler=sampler,
             # the iterator draws its worker base seed from this generator, not the global RNG
@@ -169,11 +278,29 @@ class GenerativeDataModule(L.LightningDataModule):
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
             collate_fn=collate_batched,
+            # page-locked batches make the host-to-GPU copy asynchronous
+            pin_memory=self._training_device()[0].type == "cuda",
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def device_batches(self) -> DeviceBatches:
+        """The training set on the training device, batched there (`data.on_device=true`)."""
         self.setup()
-        return self._loader(self.x_train, self.y_train, shuffle=True)
+        device, rank, world_size = self._training_device()
+        if getattr(self, "_device_train", None) is None or self._device_train[0].device != device:
+            self._device_train = (self.x_train.to(device), self.y_train.to(device))
+        x, y = self._device_train
+        if len(x) < world_size:
+            raise DataError(f"data.on_device: {len(x)} training examples cannot be shared by "
+                            f"{world_size} processes; use more data")
+        return DeviceBatches(x, y, self.cfg.batch_size, shuffle=True, seed=self.seed, rank=rank,
+                             world_size=world_size, hflip=self.cfg.hflip and x.ndim == 4,
+                             epoch_fn=self._current_epoch)
+
+    def train_dataloader(self):
+        self.setup()
+        if self.cfg.on_device:
+            return self.device_batches()
+        return self._loader(self.x_train, self.y_train, shuffle=True, augment=True)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

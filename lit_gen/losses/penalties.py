@@ -21,13 +21,21 @@ PENALTIES: Registry[type[Penalty]] = Registry("penalty")
 
 
 def input_gradient_norm(critic: Critic, x: Tensor) -> Tensor:
-    """||d critic(x) / dx||_2 per example, (B,), with a graph for double backprop."""
+    """||d critic(x) / dx||_2 per example, (B,), with a graph for double backprop.
+
+    The critic runs in fp32 with autocast off (fp16 gradients of gradients underflow), and
+    eagerly even when its net is compiled (`model.compile`): torch.compile's autograd
+    does not support double backward.
+    """
     x = x.detach().float().requires_grad_(True)
     device_type = x.device.type
-    with torch.autocast(device_type=device_type, enabled=False):
+    with torch.autocast(device_type=device_type, enabled=False), \
+            torch.compiler.set_stance("force_eager"):
         scores = critic(x).float()
-    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
-    return grad.flatten(1).norm(2, dim=1)
+        # inside the block too: with create_graph the backward ops are ordinary ops, which
+        # an enclosing autocast would run in bf16/fp16
+        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+        return grad.flatten(1).norm(2, dim=1)
 
 
 class Penalty:

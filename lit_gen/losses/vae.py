@@ -24,8 +24,8 @@ WAE_MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 # --- densities and divergences ----------------------------------------------------------------
 def gaussian_log_density(x: Tensor, mean: Tensor, logvar: Tensor | float) -> Tensor:
     """log N(x; mean, diag(exp(logvar))), summed over the last dim: (..., D) -> (...)."""
-    logvar = torch.as_tensor(logvar, dtype=x.dtype, device=x.device)
-    return -0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar)).sum(-1)
+    inv_var = torch.exp(-logvar) if isinstance(logvar, Tensor) else math.exp(-logvar)
+    return -0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * inv_var).sum(-1)
 
 
 def standard_normal_log_density(z: Tensor) -> Tensor:
@@ -43,10 +43,11 @@ def gaussian_kl(mu: Tensor, logvar: Tensor, prior_mu: Tensor | float = 0.0,
                 prior_logvar: Tensor | float = 0.0) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar))) of diagonal Gaussians,
     summed over the last dim; the default prior is N(0, I)."""
-    prior_mu = torch.as_tensor(prior_mu, dtype=mu.dtype, device=mu.device)
-    prior_logvar = torch.as_tensor(prior_logvar, dtype=mu.dtype, device=mu.device)
+    # Python floats stay scalars: torch.as_tensor(float, device=cuda) copies to the GPU
+    inv_prior_var = (torch.exp(-prior_logvar) if isinstance(prior_logvar, Tensor)
+                     else math.exp(-prior_logvar))
     return 0.5 * (prior_logvar - logvar - 1.0
-                  + (torch.exp(logvar) + (mu - prior_mu).pow(2)) * torch.exp(-prior_logvar)).sum(-1)
+                  + (torch.exp(logvar) + (mu - prior_mu).pow(2)) * inv_prior_var).sum(-1)
 
 
 def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:

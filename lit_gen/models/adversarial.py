@@ -162,7 +162,7 @@ class AdversarialModule(GenerativeModule):
             self.update_ema()
             logs.update(g_out.logs)
         self.log_terms(logs, prog_bar=("d_loss", "g_loss"))
-        self.log("g_step", float(self.g_steps), on_step=True, on_epoch=False, prog_bar=True)
+        self.log_step_counter("g_step", self.g_steps)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         real = Batch(*batch)

@@ -146,7 +146,7 @@ class AutoEncoderModule(GenerativeModule):
 
     def log_step(self, logs: dict[str, Tensor], prog_bar=()) -> None:
         self.log_terms(logs, prog_bar=prog_bar)
-        self.log("g_step", float(self.g_steps), on_step=True, on_epoch=False, prog_bar=True)
+        self.log_step_counter("g_step", self.g_steps)
 
     def batch(self, batch) -> tuple[Tensor, Tensor | None]:
         real = Batch(*batch)

@@ -54,13 +54,68 @@ SCHEDULERS.add("exponential", lambda opt, epochs, **kw: torch.optim.lr_scheduler
     opt, gamma=kw.pop("gamma", 0.99), **kw))
 
 
+IMPLEMENTATION_FLAGS = ("foreach", "fused")  # OptimConfig fields picking torch's kernels
+
+
+def check_optimizer_config(cfg: dict[str, Any], key: str) -> None:
+    """Fail before a run on an unknown optimizer or an implementation flag it lacks."""
+    import inspect
+
+    cls = OPTIMIZERS.get(cfg["name"], f"{key}.name")
+    if cfg.get("foreach") and cfg.get("fused"):
+        raise ConfigError(f"{key}: foreach and fused cannot both be true; pick one "
+                          "(fused is one kernel per step, foreach one kernel per op)")
+    accepted = inspect.signature(cls.__init__).parameters
+    for flag in IMPLEMENTATION_FLAGS:
+        if cfg.get(flag) is not None and flag not in accepted:
+            raise ConfigError(f"{key}.{flag}: optimizer '{cfg['name']}' has no {flag} "
+                              f"implementation; set {key}.{flag}=null")
+
+
+def host_scalars(values: dict[str, Tensor | float]) -> dict[str, Tensor]:
+    """Scalars as 0-dim CPU float tensors, with one device-to-host copy for all of them."""
+    names = [k for k, v in values.items() if isinstance(v, Tensor)]
+    out = {k: torch.tensor(float(v)) for k, v in values.items() if not isinstance(v, Tensor)}
+    if names:
+        stacked = torch.stack([values[k].detach().float().reshape(()) for k in names]).cpu()
+        out.update(zip(names, stacked.unbind()))
+    return {k: out[k] for k in values}
+
+
+class EpochSums:
+    """Running sums of logged training terms, kept on their device (adding never syncs)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, Tensor | float] = {}
+        self.counts: dict[str, int] = {}
+        self.prog_bar: set[str] = set()
+
+    def add(self, logs: dict[str, Tensor | float], prog_bar=()) -> None:
+        for k, v in logs.items():
+            v = v.detach().float().reshape(()) if isinstance(v, Tensor) else float(v)
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+            self.counts[k] = self.counts.get(k, 0) + 1
+        self.prog_bar.update(k for k in logs if k in prog_bar)
+
+    def means(self) -> dict[str, tuple[Tensor, bool]]:
+        """name -> (mean over the added values as a CPU tensor, shown in the progress bar)."""
+        means = host_scalars(self.sums)
+        return {k: (v / self.counts[k], k in self.prog_bar) for k, v in means.items()}
+
+
 def build_optimizer(params, cfg: dict[str, Any], key: str) -> torch.optim.Optimizer:
+    check_optimizer_config(cfg, key)
     cls = OPTIMIZERS.get(cfg["name"], f"{key}.name")
     kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
     if cls in (torch.optim.Adam, torch.optim.AdamW):
         kwargs["betas"] = tuple(cfg["betas"])
     else:
         kwargs["momentum"] = cfg["momentum"]
+    # None leaves torch's choice (foreach for CUDA tensors, the per-tensor loop on CPU)
+    kwargs.update({f: cfg[f] for f in IMPLEMENTATION_FLAGS if cfg.get(f) is not None})
     return cls(params, **kwargs)
 
 
@@ -90,9 +145,12 @@ class GenerativeModule(L.LightningModule):
         latent_dim: size of the prior sample z.
         n_grid: size of the fixed-noise buffer used for sample grids.
         ema: `{decay, start_step}`; decay None disables the generator EMA.
-        gradient_clip_val / gradient_clip_algorithm: applied before every optimizer step.
+        gradient_clip_val / gradient_clip_algorithm: applied before every optimizer step
+            (after AMP unscaling).
         seed: seeds the fixed noise.
         run_config: the full resolved run config, stored in checkpoints for evaluation.
+        compile: torch.compile the nets named in `uses_nets` in place when training starts.
+        channels_last: channels_last memory format for 4D weights and image batches.
     """
 
     #: the nets a model builds from the config (validated before a run starts)
@@ -108,7 +166,8 @@ class GenerativeModule(L.LightningModule):
     def __init__(self, *, data_info: dict, latent_dim: int = 64, n_grid: int = 64,
                  ema: dict | None = None, gradient_clip_val: float | None = None,
                  gradient_clip_algorithm: str | None = None, seed: int = 0,
-                 run_config: dict | None = None):
+                 run_config: dict | None = None, compile: bool = False,
+                 channels_last: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -127,6 +186,7 @@ class GenerativeModule(L.LightningModule):
         self.d_steps = 0
         self.ema_cfg = {"decay": None, "start_step": 0, **(ema or {})}
         self.generator_ema: nn.Module | None = None
+        self._train_logs = EpochSums()
 
     # --- generator EMA ----------------------------------------------------------------
     def setup_ema(self) -> None:
@@ -215,23 +275,71 @@ class GenerativeModule(L.LightningModule):
         finally:
             self.train(was_training)
 
+    # --- fast paths (model.compile, model.channels_last) --------------------------------
+    def configure_model(self) -> None:
+        """Called by the Trainer before training (idempotent): channels_last and compile."""
+        from lit_gen.fast_paths import apply_fast_paths
+
+        apply_fast_paths(self, [getattr(self, n, None) for n in self.uses_nets],
+                         compile=self.hparams.compile, channels_last=self.hparams.channels_last)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.hparams.channels_last and isinstance(batch, tuple | list) and batch \
+                and isinstance(batch[0], Tensor) and batch[0].ndim == 4:
+            batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
+        return batch
+
     # --- shared plumbing --------------------------------------------------------------
     def step_optimizer(self, opt, loss: Tensor) -> None:
-        """zero_grad, backward (AMP-scaled by Lightning), optional clipping, step."""
+        """zero_grad, backward (AMP-scaled by Lightning), step; clipping happens in
+        `on_before_optimizer_step`, after Lightning has unscaled AMP gradients."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.hparams.gradient_clip_val:
-            self.clip_gradients(opt, gradient_clip_val=self.hparams.gradient_clip_val,
-                                gradient_clip_algorithm=self.hparams.gradient_clip_algorithm or "norm")
         opt.step()
 
-    def log_terms(self, logs: dict[str, Tensor], prefix: str = "train", prog_bar=()) -> None:
-        for k, v in logs.items():
-            self.log(f"{prefix}/{k}", v.detach() if isinstance(v, Tensor) else v,
-                     on_step=prefix == "train", on_epoch=True, prog_bar=k in prog_bar,
-                     sync_dist=prefix != "train")
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.hparams.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
+                                gradient_clip_algorithm=self.hparams.gradient_clip_algorithm or "norm")
+
+    def log_terms(self, logs: dict[str, Tensor | float], prefix: str = "train", prog_bar=()) -> None:
+        """Log named scalars. Validation/test terms go to Lightning as they are (epoch means,
+        synchronised across ranks). Training terms never make the step wait for the device:
+        they are summed on the device every step (`train/<k>_epoch`: the mean over the
+        epoch's steps, logged at epoch end), and copied to the host in one transfer only on
+        the steps Lightning writes logs (`trainer.log_every_n_steps`, `train/<k>_step`)."""
+        if prefix != "train":
+            for k, v in logs.items():
+                self.log(f"{prefix}/{k}", v.detach() if isinstance(v, Tensor) else v,
+                         on_step=False, on_epoch=True, prog_bar=k in prog_bar, sync_dist=True)
+            return
+        self._train_logs.add(logs, prog_bar)
+        if self.is_log_step():
+            for k, v in host_scalars(logs).items():
+                self.log(f"train/{k}_step", v, on_step=True, on_epoch=False, prog_bar=k in prog_bar)
+
+    def log_step_counter(self, name: str, value: int) -> None:
+        """Log an int counter (e.g. `g_step`) on the steps Lightning writes logs, as a host
+        tensor (a float would be copied to the device, a device tensor read back)."""
+        if self.is_log_step():
+            self.log(name, torch.tensor(float(value)), on_step=True, on_epoch=False, prog_bar=True)
+
+    def is_log_step(self) -> bool:
+        """True on the training steps whose logs Lightning writes (every
+        `trainer.log_every_n_steps` batches); True outside a Trainer."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        # Lightning's own test, made to be called during a step (see its `+ 1` comment)
+        return bool(trainer._logger_connector.should_update_logs)
+
+    def on_train_epoch_start(self) -> None:
+        self._train_logs.reset()
 
     def on_train_epoch_end(self) -> None:
+        for k, (v, prog_bar) in self._train_logs.means().items():
+            self.log(f"train/{k}_epoch", v, on_step=False, on_epoch=True, prog_bar=prog_bar)
+        self._train_logs.reset()
         schedulers = self.lr_schedulers()
         if schedulers is None:
             return
