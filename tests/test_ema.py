@@ -11,11 +11,11 @@ from lit_gen import config
 from lit_gen.data import build_datamodule
 from lit_gen.models import build_model
 
-QUICKSTART = "conf/experiment/quickstart.yaml"
+EXPERIMENT = "conf/experiment/dcgan_digits.yaml"
 
 
 def make_model(*overrides):
-    cfg = config.load([QUICKSTART], list(overrides))
+    cfg = config.load([EXPERIMENT], list(overrides))
     return build_model(cfg, build_datamodule(cfg.data).info().as_dict())
 
 
@@ -73,7 +73,7 @@ def test_ema_saved_in_checkpoint_and_used_for_metrics(tmp_path, digits_classifie
     from lit_gen.checkpoint import load_model, read_checkpoint
     from lit_gen.run_dir import read_metrics
 
-    run_dir = fit([QUICKSTART], tiny_overrides(tmp_path / "run", epochs=1) + [
+    run_dir = fit([EXPERIMENT], tiny_overrides(tmp_path / "run", epochs=1) + [
         "model.ema.decay=0.5", "metrics.names=[fid]", "metrics.feature_extractor=classifier",
         f"metrics.classifier_ckpt={digits_classifier}", f"metrics.cache_dir={tmp_path / 'cache'}"])
     ckpt = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")

@@ -21,7 +21,7 @@ def offline(monkeypatch, tmp_path):
 
 def test_offline_default_inception_fails_at_validation_naming_url_and_key(offline):
     with pytest.raises(ConfigError) as err:
-        config.load(["conf/experiment/quickstart.yaml"], ["metrics.names=[fid]"])
+        config.load(["conf/experiment/dcgan_digits.yaml"], ["metrics.names=[fid]"])
     msg = str(err.value)
     assert INCEPTION_URL in msg and "metrics.inception_weights=" in msg
     assert "metrics.feature_extractor=classifier" in msg
@@ -31,7 +31,7 @@ def test_offline_fit_exits_2_before_writing_anything(offline, tmp_path, capsys):
     from lit_gen.fit import main
 
     run_dir = tmp_path / "run"
-    code = main(["--config", "conf/experiment/quickstart.yaml", f"run.dir={run_dir}",
+    code = main(["--config", "conf/experiment/dcgan_digits.yaml", f"run.dir={run_dir}",
                  "metrics.names=[fid,isc]"])
     assert code == 2
     err = capsys.readouterr().err
@@ -89,10 +89,10 @@ def test_metric_monitor_checkpoint_is_added(tmp_path, digits_classifier):
 
     from lit_gen.fit import build_callbacks
 
-    cfg = config.load(["conf/experiment/quickstart.yaml"], [
+    cfg = config.load(["conf/experiment/dcgan_digits.yaml"], [
         "metrics.names=[fid]", "metrics.feature_extractor=classifier",
         f"metrics.classifier_ckpt={digits_classifier}", "metrics.every_n_epochs=5", "run.monitor=fid"])
     ckpts = [c for c in build_callbacks(cfg, tmp_path) if isinstance(c, ModelCheckpoint)]
     assert [c.monitor for c in ckpts] == [None, "fid"]
     assert ckpts[1]._every_n_epochs == 5 and ckpts[1]._save_on_train_epoch_end is True
-    assert ckpts[0].save_last and not ckpts[1].save_last
+    assert ckpts[0].filename == "last" and not ckpts[1].save_last  # last.ckpt every epoch
