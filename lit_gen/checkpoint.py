@@ -12,17 +12,22 @@ import torch
 from lit_gen.errors import CheckpointError
 
 
+def torch_load(path: str | Path, what: str, fix: str) -> Any:
+    """torch.load on CPU, or a CheckpointError naming the file, what it should be and `fix`."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{what} not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile,
+            ValueError, AttributeError, ModuleNotFoundError) as err:
+        raise CheckpointError(f"cannot read {what} {p} ({type(err).__name__}); {fix}") from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict, or a CheckpointError saying why it cannot be used."""
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint not found: {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile,
-            ValueError, AttributeError, ModuleNotFoundError) as err:
-        raise CheckpointError(f"cannot read checkpoint {p} ({type(err).__name__}); it is "
-                              "corrupt or not a lit_gen checkpoint: pass another file") from None
+    ckpt = torch_load(p, "checkpoint", "it is corrupt or not a lit_gen checkpoint: pass another file")
     if not isinstance(ckpt, dict) or "lit_gen" not in ckpt or "hyper_parameters" not in ckpt:
         raise CheckpointError(f"{p} is not a lit_gen checkpoint (no 'lit_gen' entry); pass a "
                               "checkpoint written by `python -m lit_gen.fit`")

@@ -6,8 +6,6 @@ Plain nn.Module (no Lightning). `python -m lit_gen.train_classifier` trains and 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -93,15 +91,11 @@ def save_classifier(path: str | Path, net: nn.Module, name: str, kwargs: dict, *
 
 def read_classifier(path: str | Path) -> dict[str, Any]:
     """The classifier file's dict, or a CheckpointError saying why it cannot be used."""
+    from lit_gen.checkpoint import torch_load
+
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"classifier file not found: {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile,
-            ValueError, AttributeError, ModuleNotFoundError) as err:
-        raise CheckpointError(f"cannot read classifier file {p} ({type(err).__name__}); pass a "
-                              "file written by `python -m lit_gen.train_classifier`") from None
+    ckpt = torch_load(p, "classifier file",
+                      "pass a file written by `python -m lit_gen.train_classifier`")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CLASSIFIER_FORMAT:
         raise CheckpointError(f"{p} is not a lit_gen classifier file; pass a file written by "
                               "`python -m lit_gen.train_classifier`")
