@@ -418,6 +418,22 @@ def to_input(x: torch.Tensor, s: Settings, device: torch.device) -> torch.Tensor
     return x
 
 
+def timed_loop(cfg, s: Settings, case: TrainCase, device: torch.device, dm, step) -> dict[str, float]:
+    """Run `step(i, x) -> loss` over the plain loop's batches inside the timing window,
+    reading the loss on the host every `log_every_n_steps` batches as a user's loop would."""
+    window = StepWindow(s.warmup, s.steps, device)
+    log_every = cfg.trainer.log_every_n_steps
+    host_logs = []
+    for i, (x, _) in enumerate(plain_batches(dm, s, case, device)):
+        loss = step(i, to_input(x, s, device))
+        if (i + 1) % log_every == 0:
+            host_logs.append(loss.item())
+        window.batch_end(i)
+        if i + 1 == window.total:
+            break
+    return window.seconds
+
+
 def run_plain_gan(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> dict[str, float]:
     """The GAN loop a PyTorch user would write: one D step per batch (adversarial loss +
     penalties), a G step every n_critic batches with D frozen, losses read on the host
@@ -439,11 +455,8 @@ def run_plain_gan(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -
     penalties = [PENALTIES.get(p["name"])(**{k: v for k, v in p.items() if k != "name"})
                  for p in to_container(m.penalties)]
     amp = Amp(s.precision, device)
-    window = StepWindow(s.warmup, s.steps, device)
-    log_every = cfg.trainer.log_every_n_steps
-    host_logs = []
-    for i, (x, _) in enumerate(plain_batches(dm, s, case, device)):
-        x = to_input(x, s, device)
+
+    def step(i: int, x: torch.Tensor) -> torch.Tensor:
         n = len(x)
         with amp.autocast():
             with torch.no_grad():
@@ -463,27 +476,24 @@ def run_plain_gan(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -
                 loss_g = adv.g_loss(disc(gen(torch.randn(n, m.latent_dim, device=device))).flatten())
             amp.step(loss_g, opt_g)
             disc.requires_grad_(True)
-        if (i + 1) % log_every == 0:
-            host_logs.append(loss_d.item())
-        window.batch_end(i)
-        if i + 1 == window.total:
-            break
-    return window.seconds
+        return loss_d
+
+    return timed_loop(cfg, s, case, device, dm, step)
 
 
 def run_plain_vae(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> dict[str, float]:
     """A VAE loop (Kingma & Welling 2014): Gaussian encoder with out_dim 2 * latent, decoder
-    logits (Bernoulli) or mean (Gaussian with fixed std), one Adam over both nets."""
-    import torch.nn.functional as F
-
+    logits (Bernoulli) or mean (Gaussian with fixed std), one Adam over both nets; the same
+    likelihoods and KL as lit_gen's VAE (lit_gen.losses.vae)."""
     from lit_gen.config import to_container
+    from lit_gen.losses.vae import LIKELIHOODS, gaussian_kl, reparameterize
     from lit_gen.models.base import build_optimizer
     from lit_gen.nets import build_net
 
     m = cfg.model
     params = dict(m.params or {})
-    likelihood = params.get("likelihood", "bernoulli")
-    std = float(params.get("decoder_std", 0.1))
+    likelihood = LIKELIHOODS.get(params.get("likelihood", "bernoulli"))
+    log_std = math.log(float(params.get("decoder_std", 0.1)))
     beta = float(params.get("beta", 1.0))
     shape = tuple(dm.info().shape)
     torch.manual_seed(cfg.seed)
@@ -493,30 +503,19 @@ def run_plain_vae(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -
     opt = build_optimizer([*enc.parameters(), *dec.parameters()], to_container(m.g_optim),
                           "model.g_optim")
     amp = Amp(s.precision, device)
-    window = StepWindow(s.warmup, s.steps, device)
-    log_every = cfg.trainer.log_every_n_steps
-    host_logs = []
-    for i, (x, _) in enumerate(plain_batches(dm, s, case, device)):
-        x = to_input(x, s, device)
+
+    def step(i: int, x: torch.Tensor) -> torch.Tensor:
         with amp.autocast():
             mu, logvar = enc(x).float().chunk(2, dim=1)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            z = reparameterize(mu, logvar)
             out = dec(z)
-        xf, of = x.flatten(1).float(), out.flatten(1).float()
-        if likelihood == "bernoulli":
-            log_px = -F.binary_cross_entropy_with_logits(of, (xf + 1) / 2, reduction="none").sum(1)
-        else:
-            log_px = (-0.5 * ((xf - of) / std) ** 2 - math.log(std)
-                      - 0.5 * math.log(2 * math.pi)).sum(1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        log_px = likelihood.log_prob(x.flatten(1).float(), out.flatten(1).float(), log_std)
+        kl = gaussian_kl(mu, logvar)
         loss = -log_px.mean() + beta * kl.mean()
         amp.step(loss, opt)
-        if (i + 1) % log_every == 0:
-            host_logs.append(loss.item())
-        window.batch_end(i)
-        if i + 1 == window.total:
-            break
-    return window.seconds
+        return loss
+
+    return timed_loop(cfg, s, case, device, dm, step)
 
 
 def run_plain(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> dict[str, float]:
