@@ -80,19 +80,21 @@ def resolve_run_dir(cfg) -> tuple[Path, str | None]:
     return run_dir, None
 
 
+DDP_LAUNCHERS = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
 def trainer_kwargs(cfg, model) -> dict:
     """Lightning Trainer arguments from the `trainer` section (nulls: Lightning's default)."""
-    from lightning.pytorch.strategies import DDPStrategy
-
     from lit_gen.config import to_container
 
     kwargs = {k: v for k, v in to_container(cfg.trainer).items() if v is not None}
     # manual optimization: the model clips its own gradients
     kwargs.pop("gradient_clip_val", None)
     kwargs.pop("gradient_clip_algorithm", None)
-    if kwargs.get("strategy") == "ddp" and model.ddp_find_unused_parameters:
-        # the players alternate: a D step leaves G without gradients, and vice versa
-        kwargs["strategy"] = DDPStrategy(find_unused_parameters=True)
+    if kwargs.get("strategy") in DDP_LAUNCHERS and model.ddp_find_unused_parameters:
+        # the players alternate: a D step leaves G without gradients, and vice versa;
+        # Lightning registers a find-unused variant of every DDP launcher
+        kwargs["strategy"] = f"{kwargs['strategy']}_find_unused_parameters_true"
     return kwargs
 
 

@@ -25,3 +25,17 @@ def test_ddp_two_cpu_processes(exp, tmp_path):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
         "samples_epoch0001.png", "samples_epoch0002.png", "samples_final.png"]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn", "ddp_fork"])
+def test_every_ddp_launcher_tolerates_alternating_players(strategy, tmp_path):
+    from lit_gen import config
+    from lit_gen.fit import trainer_kwargs
+    from lit_gen.models import MODELS
+
+    cfg = config.load([ROOT / "conf" / "experiment" / "dcgan_digits.yaml"],
+                      [f"trainer.strategy={strategy}"])
+    gan = type("M", (), {"ddp_find_unused_parameters": MODELS.get("gan").ddp_find_unused_parameters})
+    assert trainer_kwargs(cfg, gan)["strategy"] == f"{strategy}_find_unused_parameters_true"
+    single = type("M", (), {"ddp_find_unused_parameters": False})
+    assert trainer_kwargs(cfg, single)["strategy"] == strategy
