@@ -318,6 +318,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.run.monitor_mode not in ("min", "max"):
         raise ConfigError(f"run.monitor_mode must be 'min' or 'max', got '{cfg.run.monitor_mode}'")
+    if cfg.run.monitor and cfg.run.monitor.startswith("train/") and cfg.run.monitor.endswith("_step"):
+        raise ConfigError(f"run.monitor={cfg.run.monitor}: a single training step's value is not "
+                          f"monitored; use {cfg.run.monitor.removesuffix('_step')}_epoch "
+                          "(the epoch mean) or a val/ or sample metric")
     if cfg.data.image_size is not None and cfg.data.image_size < 4:
         raise ConfigError(f"data.image_size must be >= 4, got {cfg.data.image_size}")
     if cfg.data.channels not in (None, 1, 3):

@@ -108,44 +108,56 @@ def build_loggers(cfg, run_dir: Path) -> list:
 
 
 def build_callbacks(cfg, run_dir: Path) -> list:
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    """lit_gen's callbacks as one `CallbackGroup` (fewer hook calls per batch), then the
+    checkpoint callbacks and the progress bar, which Lightning finds by type."""
+    from lightning.pytorch.callbacks import Checkpoint
 
     from lit_gen.callbacks import (
+        CallbackGroup,
+        RunCheckpoint,
         DDPParameterCheck,
         EpochSeeding,
         FinalMetrics,
         SampleGrids,
+        StepProgressBar,
         SyncBuffers,
+        extra_callbacks,
     )
     from lit_gen.metrics import metric_of_key
 
     ckpt_dir = str(run_dir / CHECKPOINTS_DIR)
     # last.ckpt after every epoch, so a killed run can resume (Lightning's save_last only
     # writes it after a top-k save, i.e. at the very end when nothing is monitored)
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
-                           enable_version_counter=False, save_last=False)
-    callbacks = [EpochSeeding(cfg.seed), SyncBuffers(), last]
+    checkpoints = [RunCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                   enable_version_counter=False, save_last=False)]
     # a sample metric (fid, ...) is monitored by the checkpoint that extra_callbacks adds
     if cfg.run.monitor and metric_of_key(cfg.run.monitor) is None:
-        callbacks.append(ModelCheckpoint(
+        checkpoints.append(RunCheckpoint(
             dirpath=ckpt_dir, monitor=cfg.run.monitor, mode=cfg.run.monitor_mode,
             save_top_k=cfg.run.save_top_k, filename="best-epoch{epoch:04d}",
             auto_insert_metric_name=False))
-    callbacks += [
-        SampleGrids(run_dir / SAMPLES_DIR, cfg.run.sample_every_n_epochs),
-        FinalMetrics(run_dir),
-        DDPParameterCheck(run_dir),
-    ]
+    # in this order: FinalMetrics writes metrics.json before SampleMetrics adds its values
+    grouped = [EpochSeeding(cfg.seed), SyncBuffers(), SampleGrids(run_dir / SAMPLES_DIR,
+               cfg.run.sample_every_n_epochs), FinalMetrics(run_dir), DDPParameterCheck(run_dir)]
+    for cb in extra_callbacks(cfg, run_dir):
+        (checkpoints if isinstance(cb, Checkpoint) else grouped).append(cb)
+    callbacks = [CallbackGroup(grouped), *checkpoints]
     if cfg.trainer.enable_progress_bar:
-        from lightning.pytorch.callbacks import TQDMProgressBar
-
-        # the bar reads the logged losses on the host when it refreshes: refreshing every
-        # step would make every step wait for the device
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps)))
-    from lit_gen.callbacks import extra_callbacks
-
-    callbacks += extra_callbacks(cfg, run_dir)
+        # the bar shows the step values the model wrote (host values: no device read), and
+        # refreshes on the logging steps
+        callbacks.append(StepProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps)))
     return callbacks
+
+
+#: Lightning warnings about what lit_gen does on purpose
+HARMLESS_WARNINGS = (
+    ".*does not have many workers.*",
+    ".*LeafSpec.*",
+    # GenerativeModule moves batches itself (a fast path for tuples of tensors) and converts
+    # them for channels_last after the transfer, with any datamodule
+    ".*overridden `on_after_batch_transfer` in `LightningModule`.*",
+    ".*overridden `transfer_batch_to_device` in `LightningModule`.*",
+)
 
 
 def run(cfg) -> Path:
@@ -157,10 +169,8 @@ def run(cfg) -> Path:
     from lit_gen.data import build_datamodule
     from lit_gen.models import build_model
 
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
-    # GenerativeModule converts batches for channels_last there, by design
-    warnings.filterwarnings("ignore", ".*overridden `on_after_batch_transfer` in `LightningModule`.*")
+    for pattern in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", pattern)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()  # load (and check) the data before anything is written

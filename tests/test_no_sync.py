@@ -127,26 +127,43 @@ def test_the_watch_sees_a_host_read(tmp_path, monkeypatch):
 
 
 def test_log_steps_log_host_values(tmp_path, monkeypatch):
-    """On the steps Lightning writes, values go to self.log as host (CPU) tensors, so
-    Lightning's per-step progress-bar conversion never reads the device."""
-    seen = {}
+    """On the steps Lightning writes, the step values reach the loggers as host numbers at
+    Lightning's step count; only epoch means go through `self.log` (as host tensors), so
+    neither Lightning's per-step progress-bar conversion nor its result collection ever
+    holds a device value from a training step."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    seen, written = {}, []
     original_log = LightningModule.log
+    original_write = CSVLogger.log_metrics
 
     def log(module, name, value, *args, **kwargs):
         seen[name] = value
         return original_log(module, name, value, *args, **kwargs)
 
+    def log_metrics(logger, metrics, step=None):
+        written.append((dict(metrics), step))
+        return original_write(logger, metrics, step)
+
     monkeypatch.setattr(LightningModule, "log", log)
+    monkeypatch.setattr(CSVLogger, "log_metrics", log_metrics)
     run = fit([ROOT / "conf" / "experiment" / "wgan_gp_ring2d.yaml"],
               tiny_overrides(tmp_path / "r") + ["trainer.log_every_n_steps=2", "model.n_critic=1"])
     train = {k: v for k, v in seen.items() if k.startswith("train/") or k == "g_step"}
-    assert {"train/d_loss_step", "train/g_loss_step", "train/penalty_gp_step", "g_step",
-            "train/d_loss_epoch"} <= set(train)
+    assert set(train) == {"train/d_adv_epoch", "train/d_fake_epoch", "train/d_loss_epoch",
+                          "train/d_real_epoch", "train/g_loss_epoch", "train/penalty_gp_epoch"}
     assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" and v.ndim == 0
                for v in train.values())
+    step_writes = [(m, step) for m, step in written if "train/d_loss_step" in m]
+    assert {"train/d_loss_step", "train/g_loss_step", "train/penalty_gp_step", "g_step",
+            "epoch"} <= set(step_writes[0][0])
+    assert all(type(v) in (float, int) for m, _ in step_writes for v in m.values())
     import csv
 
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     step_rows = [r for r in rows if r.get("train/d_loss_step")]
     assert [int(r["step"]) for r in step_rows] == [1, 3, 5]  # Lightning writes every 2nd batch
     assert [float(r["g_step"]) for r in step_rows] == [2.0, 4.0, 6.0]
+    # the epoch means are written at Lightning's step count too: after the 6th batch
+    epoch_rows = [r for r in rows if r.get("train/d_loss_epoch")]
+    assert [int(r["step"]) for r in epoch_rows] == [5]

@@ -1,6 +1,8 @@
 """Lightning callbacks: sample grids, run-dir files, reproducibility checks, metrics."""
 
+from lit_gen.callbacks.group import CallbackGroup, RunCheckpoint
 from lit_gen.callbacks.metrics import SampleMetrics
+from lit_gen.callbacks.progress import StepProgressBar
 from lit_gen.callbacks.run_state import DDPParameterCheck, EpochSeeding, FinalMetrics, SyncBuffers
 from lit_gen.callbacks.samples import SampleGrids, save_grid
 
@@ -17,11 +19,9 @@ def extra_callbacks(cfg, run_dir) -> list:
         if metric_of_key(cfg.run.monitor) is not None:
             # best checkpoints by a sample metric (e.g. run.monitor=fid): saved at the end of
             # the epochs where SampleMetrics logs it (it runs before checkpoint callbacks)
-            from lightning.pytorch.callbacks import ModelCheckpoint
-
             from lit_gen.run_dir import CHECKPOINTS_DIR
 
-            callbacks.append(ModelCheckpoint(
+            callbacks.append(RunCheckpoint(
                 dirpath=str(Path(run_dir) / CHECKPOINTS_DIR), monitor=cfg.run.monitor,
                 mode=cfg.run.monitor_mode, save_top_k=cfg.run.save_top_k,
                 every_n_epochs=cfg.metrics.every_n_epochs, save_on_train_epoch_end=True,
@@ -30,5 +30,6 @@ def extra_callbacks(cfg, run_dir) -> list:
     return callbacks
 
 
-__all__ = ["DDPParameterCheck", "EpochSeeding", "FinalMetrics", "SampleGrids", "SampleMetrics", "SyncBuffers",
-           "extra_callbacks", "save_grid"]
+__all__ = ["CallbackGroup", "DDPParameterCheck", "EpochSeeding", "FinalMetrics", "RunCheckpoint",
+           "SampleGrids", "SampleMetrics", "StepProgressBar", "SyncBuffers", "extra_callbacks",
+           "save_grid"]
