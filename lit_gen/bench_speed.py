@@ -89,6 +89,8 @@ class Settings:
     # (steadier on a shared CPU; meaningless for GPU work, which it does not count)
     clock: str = "wall"
     net_overrides: list[str] = field(default_factory=list)  # e.g. narrower nets for --quick
+    # also time the plain step in a bare LightningModule (Lightning's floor; see run_lightning)
+    lightning_floor: bool = True
 
 
 QUICK = Settings(sizes=[28], data=["synthetic"], batch_size=16, warmup=1, steps=3, repeats=1,
@@ -421,14 +423,27 @@ def to_input(x: torch.Tensor, s: Settings, device: torch.device) -> torch.Tensor
     return x
 
 
-def timed_loop(cfg, s: Settings, case: TrainCase, device: torch.device, dm, step) -> dict[str, float]:
-    """Run `step(i, x) -> loss` over the plain loop's batches inside the timing window,
-    reading the loss on the host every `log_every_n_steps` batches as a user's loop would."""
+class PlainSetup:
+    """A hand-written training step: its nets, optimizers and `step(i, x, update) -> loss`,
+    where `update(loss, opt)` zeroes, back-propagates and steps (the plain loop's `Amp.step`,
+    or Lightning's manual optimization in the bare-Lightning reference)."""
+
+    def __init__(self, nets: list[torch.nn.Module], optimizers: list[torch.optim.Optimizer],
+                 step: Callable[[int, torch.Tensor, Callable], torch.Tensor]):
+        self.nets, self.optimizers, self.step = nets, optimizers, step
+
+
+def timed_loop(cfg, s: Settings, case: TrainCase, device: torch.device, dm,
+               setup: PlainSetup) -> dict[str, float]:
+    """Run the setup's step over the plain loop's batches inside the timing window, reading
+    the loss on the host every `log_every_n_steps` batches as a user's loop would."""
     window = StepWindow(s.warmup, s.steps, device)
     log_every = cfg.trainer.log_every_n_steps
+    amp = Amp(s.precision, device)
     host_logs = []
     for i, (x, _) in enumerate(plain_batches(dm, s, case, device)):
-        loss = step(i, to_input(x, s, device))
+        with amp.autocast():
+            loss = setup.step(i, to_input(x, s, device), amp.step)
         if (i + 1) % log_every == 0:
             host_logs.append(loss.item())
         window.batch_end(i)
@@ -437,10 +452,10 @@ def timed_loop(cfg, s: Settings, case: TrainCase, device: torch.device, dm, step
     return window.seconds
 
 
-def run_plain_gan(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> dict[str, float]:
-    """The GAN loop a PyTorch user would write: one D step per batch (adversarial loss +
-    penalties), a G step every n_critic batches with D frozen, losses read on the host
-    every `log_every_n_steps` batches."""
+def plain_gan(cfg, s: Settings, device: torch.device, dm) -> PlainSetup:
+    """The GAN step a PyTorch user would write: one D step per batch (adversarial loss +
+    penalties), a G step every n_critic batches with D frozen (called under autocast when
+    the precision asks; penalties turn it off for their fp32 part as in lit_gen)."""
     from lit_gen.config import to_container
     from lit_gen.losses import LOSSES, PENALTIES
     from lit_gen.models.base import build_optimizer
@@ -457,37 +472,34 @@ def run_plain_gan(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -
     adv = LOSSES.get(m.loss)
     penalties = [PENALTIES.get(p["name"])(**{k: v for k, v in p.items() if k != "name"})
                  for p in to_container(m.penalties)]
-    amp = Amp(s.precision, device)
 
-    def step(i: int, x: torch.Tensor) -> torch.Tensor:
+    def step(i: int, x: torch.Tensor, update: Callable) -> torch.Tensor:
         n = len(x)
-        with amp.autocast():
-            with torch.no_grad():
-                fake = gen(torch.randn(n, m.latent_dim, device=device))
-            d_real, d_fake = disc(x).flatten(), disc(fake).flatten()
-            loss_d = adv.d_loss(d_real, d_fake)
-            for p in penalties:
-                term = p.loss(lambda v: disc(v).flatten(), x, fake)
-                if term is not None:
-                    loss_d = loss_d + term
-        amp.step(loss_d, opt_d)
+        with torch.no_grad():
+            fake = gen(torch.randn(n, m.latent_dim, device=device))
+        d_real, d_fake = disc(x).flatten(), disc(fake).flatten()
+        loss_d = adv.d_loss(d_real, d_fake)
+        for p in penalties:
+            term = p.loss(lambda v: disc(v).flatten(), x, fake)
+            if term is not None:
+                loss_d = loss_d + term
+        update(loss_d, opt_d)
         for p in penalties:
             p.after_step(disc)
         if (i + 1) % m.n_critic == 0:
             disc.requires_grad_(False)
-            with amp.autocast():
-                loss_g = adv.g_loss(disc(gen(torch.randn(n, m.latent_dim, device=device))).flatten())
-            amp.step(loss_g, opt_g)
+            loss_g = adv.g_loss(disc(gen(torch.randn(n, m.latent_dim, device=device))).flatten())
+            update(loss_g, opt_g)
             disc.requires_grad_(True)
         return loss_d
 
-    return timed_loop(cfg, s, case, device, dm, step)
+    return PlainSetup([gen, disc], [opt_g, opt_d], step)
 
 
-def run_plain_vae(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> dict[str, float]:
-    """A VAE loop (Kingma & Welling 2014): Gaussian encoder with out_dim 2 * latent, decoder
+def plain_vae(cfg, s: Settings, device: torch.device, dm) -> PlainSetup:
+    """A VAE step (Kingma & Welling 2014): Gaussian encoder with out_dim 2 * latent, decoder
     logits (Bernoulli) or mean (Gaussian with fixed std), one Adam over both nets; the same
-    likelihoods and KL as lit_gen's VAE (lit_gen.losses.vae)."""
+    likelihoods and KL as lit_gen's VAE (lit_gen.losses.vae), computed in fp32."""
     from lit_gen.config import to_container
     from lit_gen.losses.vae import LIKELIHOODS, gaussian_kl, reparameterize
     from lit_gen.models.base import build_optimizer
@@ -505,25 +517,92 @@ def run_plain_vae(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -
     prepare_nets(s, device, enc, dec)
     opt = build_optimizer([*enc.parameters(), *dec.parameters()], to_container(m.g_optim),
                           "model.g_optim")
-    amp = Amp(s.precision, device)
 
-    def step(i: int, x: torch.Tensor) -> torch.Tensor:
-        with amp.autocast():
-            mu, logvar = enc(x).float().chunk(2, dim=1)
-            z = reparameterize(mu, logvar)
-            out = dec(z)
+    def step(i: int, x: torch.Tensor, update: Callable) -> torch.Tensor:
+        mu, logvar = enc(x).float().chunk(2, dim=1)
+        z = reparameterize(mu, logvar)
+        out = dec(z)
         log_px = likelihood.log_prob(x.flatten(1).float(), out.flatten(1).float(), log_std)
         kl = gaussian_kl(mu, logvar)
         loss = -log_px.mean() + beta * kl.mean()
-        amp.step(loss, opt)
+        update(loss, opt)
         return loss
 
-    return timed_loop(cfg, s, case, device, dm, step)
+    return PlainSetup([enc, dec], [opt], step)
+
+
+def plain_setup(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> PlainSetup:
+    fn = plain_vae if case.model == "vae" else plain_gan
+    return fn(cfg, s, device, dm)
 
 
 def run_plain(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> dict[str, float]:
-    fn = run_plain_vae if case.model == "vae" else run_plain_gan
-    return fn(cfg, s, case, device, dm)
+    return timed_loop(cfg, s, case, device, dm, plain_setup(cfg, s, case, device, dm))
+
+
+class _Batches:
+    """The plain loop's batches as an iterable Lightning can take as a train dataloader."""
+
+    def __init__(self, dm, s: Settings, case: TrainCase, device: torch.device):
+        self.args = (dm, s, case, device)
+        self.n = len(dm.x_train) // s.batch_size
+
+    def __iter__(self):
+        return plain_batches(*self.args)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def run_lightning(cfg, s: Settings, case: TrainCase, device: torch.device, dm) -> dict[str, float]:
+    """The floor of any Lightning training: the plain step (same nets, losses, optimizers and
+    batches) in a bare LightningModule with manual optimization (`manual_backward`,
+    Lightning's optimizer step), no callbacks, logger or checkpointing. lit_gen / this
+    ratio is what lit_gen adds to Lightning; this / plain is Lightning's own cost."""
+    import lightning as L
+
+    setup = plain_setup(cfg, s, case, device, dm)
+    window = StepWindow(s.warmup, s.steps, device)
+    log_every = cfg.trainer.log_every_n_steps
+
+    class Bare(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.nets = torch.nn.ModuleList(setup.nets)
+            self.host_logs: list[float] = []
+
+        def configure_optimizers(self):
+            return setup.optimizers
+
+        def training_step(self, batch, batch_idx):
+            opts = self.optimizers()
+            wrapped = {id(o.optimizer): o for o in (opts if isinstance(opts, list) else [opts])}
+
+            def update(loss, opt):
+                lopt = wrapped[id(opt)]
+                lopt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                lopt.step()
+
+            x = batch[0]
+            if s.channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss = setup.step(batch_idx, x, update)
+            if (batch_idx + 1) % log_every == 0:
+                self.host_logs.append(loss.item())
+
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            window.batch_end(batch_idx)
+
+    with tempfile.TemporaryDirectory() as d, quiet():
+        trainer = L.Trainer(default_root_dir=d, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            accelerator=device.type, devices=1, precision=s.precision,
+                            max_epochs=1, limit_train_batches=window.total, limit_val_batches=0,
+                            num_sanity_val_steps=0, log_every_n_steps=log_every)
+        trainer.fit(Bare(), train_dataloaders=_Batches(dm, s, case, device))
+    return window.seconds
 
 
 # --- training benchmark -------------------------------------------------------------------
@@ -554,19 +633,21 @@ def bench_case(case: TrainCase, s: Settings, device: torch.device, log: Callable
     s = replace(s, steps=steps)
     row["steps"] = steps
     lit_ok = case.model != "vae" or vae_available()
-    runs: dict[str, list[dict[str, float]]] = {"plain": [], "lit_gen": []}
-    mem: dict[str, dict] = {"plain": {}, "lit_gen": {}}
+    sides = ["plain", "lightning", "lit_gen"] if s.lightning_floor else ["plain", "lit_gen"]
+    runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    mem: dict[str, dict] = {side: {} for side in sides}
+    run_side = {"plain": lambda: run_plain(cfg, s, case, device, dm),
+                "lightning": lambda: run_lightning(cfg, s, case, device, dm),
+                "lit_gen": lambda: run_lit(cfg, s, device, dm)}
     for r in range(s.repeats):
-        order = ["plain", "lit_gen"] if r % 2 == 0 else ["lit_gen", "plain"]
-        for side in order:
+        # a different order each repeat, so no side always runs first (or after another)
+        order = sides[r % len(sides):] + sides[:r % len(sides)]
+        for side in (order if r % 2 == 0 else order[::-1]):
             if side == "lit_gen" and not lit_ok:
                 continue
             m: dict = {}
             with peak_memory(device, m):
-                if side == "plain":
-                    secs = run_plain(cfg, s, case, device, dm)
-                else:
-                    secs = run_lit(cfg, s, device, dm)
+                secs = run_side[side]()
             runs[side].append({k: steps * s.batch_size / v for k, v in secs.items()})
             mem[side] = {k: max(v, mem[side].get(k, 0)) if isinstance(v, float) else v
                          for k, v in m.items()}
@@ -582,6 +663,12 @@ def bench_case(case: TrainCase, s: Settings, device: torch.device, log: Callable
         row["ratio"] = round(lit / plain, 4)
         # per-batch time lit_gen spends beyond the plain loop (framework overhead estimate)
         row["overhead_ms_per_batch"] = round((s.batch_size / lit - s.batch_size / plain) * 1e3, 3)
+        if "lightning" in row:
+            bare = row["lightning"]["images_per_s"]
+            # lit_gen vs the same step in a bare LightningModule: what lit_gen itself adds
+            row["ratio_vs_lightning"] = round(lit / bare, 4)
+            # the bare LightningModule vs the plain loop: Lightning's own per-batch cost
+            row["lightning_ratio"] = round(bare / plain, 4)
         row["target"] = f"ratio >= {RATIO_TARGET}"
         row["status"] = status(row["ratio"] >= RATIO_TARGET)
     else:
@@ -589,6 +676,7 @@ def bench_case(case: TrainCase, s: Settings, device: torch.device, log: Callable
         row["reason"] = "no `vae` model in this checkout (lit_gen/models/vae.py): plain loop only"
     log(f"  {case.name:<38} " + (f"lit_gen {row['lit_gen']['images_per_s']:>9.1f}  " if lit_ok else
                                  f"lit_gen {'-':>9}  ")
+        + (f"lightning {row['lightning']['images_per_s']:>9.1f}  " if "lightning" in row else "")
         + f"plain {row['plain']['images_per_s']:>9.1f} img/s  {row['status']}")
     return row
 
@@ -872,16 +960,21 @@ def format_report(result: dict) -> str:
              f"{st['clock']} clock" + (f", nets {' '.join(st['net_overrides'])}"
                                        if st["net_overrides"] else ""), ""]
     if result["train"]:
-        lines.append(f"{'training (real images/s)':<40}{'lit_gen':>10}{'plain':>10}{'ratio':>8}"
-                     f"{'ovh ms/b':>10}{'RSS MB':>9}  status")
+        lines.append(f"{'training (real images/s)':<40}{'lit_gen':>10}{'L-bare':>10}{'plain':>10}"
+                     f"{'ratio':>8}{'vs L':>8}{'L/plain':>8}{'ovh ms/b':>10}{'RSS MB':>9}  status")
         for r in result["train"]:
-            lit = r.get("lit_gen", {}).get("images_per_s")
-            plain = r.get("plain", {}).get("images_per_s")
+            def fig(side):
+                v = r.get(side, {}).get("images_per_s")
+                return "-" if v is None else v
+
             rss = r.get("lit_gen", r.get("plain", {})).get("peak_rss_mb")
-            lines.append(f"{r['case']:<40}{lit if lit is not None else '-':>10}"
-                         f"{plain if plain is not None else '-':>10}"
-                         f"{r.get('ratio', '-'):>8}{r.get('overhead_ms_per_batch', '-'):>10}"
+            lines.append(f"{r['case']:<40}{fig('lit_gen'):>10}{fig('lightning'):>10}"
+                         f"{fig('plain'):>10}{r.get('ratio', '-'):>8}"
+                         f"{r.get('ratio_vs_lightning', '-'):>8}{r.get('lightning_ratio', '-'):>8}"
+                         f"{r.get('overhead_ms_per_batch', '-'):>10}"
                          f"{rss if rss is not None else '-':>9}  {r['status']}")
+        lines.append("(ratio = lit_gen / plain, the target; vs L = lit_gen / the same step in a bare "
+                     "LightningModule; L/plain = Lightning's own cost)")
         lines.append("")
     if result["data_paths"]:
         lines.append(f"{'data path (lit_gen images/s)':<40}{'loader':>10}{'device':>10}{'x':>8}")
@@ -956,12 +1049,14 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
                    help="throughput by wall clock (default) or by this process's CPU time")
     p.add_argument("--net-overrides", type=_csv(str),
                    help="config overrides for the GAN nets of both sides, comma-separated")
+    p.add_argument("--no-lightning-floor", dest="lightning_floor", action="store_false",
+                   default=None, help="skip the bare-LightningModule reference runs")
     args = p.parse_args(argv)
     s = replace(QUICK) if args.quick else Settings()
     for f in ("models", "sizes", "data", "batches", "batch_size", "warmup", "steps", "repeats",
               "precision", "compile", "channels_last", "fid_n", "fid_real", "fid_batch_size",
               "fid_repeats", "extractors", "fast_paths", "mnist_root", "seed", "skip_train",
-              "skip_fid", "clock", "net_overrides"):
+              "skip_fid", "clock", "net_overrides", "lightning_floor"):
         value = getattr(args, f)
         if value is not None:
             setattr(s, f, value)
