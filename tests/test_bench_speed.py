@@ -49,6 +49,12 @@ def test_training_rows(result):
             assert r["ratio"] == pytest.approx(lit / plain, rel=1e-3)
             assert r["overhead_ms_per_batch"] == pytest.approx(8e3 / lit - 8e3 / plain, abs=2e-3)
             assert r["status"] == ("PASS" if r["ratio"] >= 0.95 else "FAIL")
+            # the bare-LightningModule reference splits the ratio: lit_gen/L x L/plain
+            bare = r["lightning"]["images_per_s"]
+            assert positive(bare) and r["lightning"]["runs"] == [bare]
+            assert r["ratio_vs_lightning"] == pytest.approx(lit / bare, rel=1e-3)
+            assert r["lightning_ratio"] == pytest.approx(bare / plain, rel=1e-3)
+            assert r["ratio"] == pytest.approx(r["ratio_vs_lightning"] * r["lightning_ratio"], rel=2e-3)
         else:
             assert name.startswith("vae") and r["status"] == "SKIP" and "vae" in r["reason"]
     assert "ratio" in rows["dcgan-28px-synthetic-dataloader"]
@@ -94,6 +100,8 @@ def test_bad_arguments_exit_2(capsys):
     assert "--models: unknown 'nope'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--steps must be >= 1"):
         bench_speed.parse_args(["--steps", "0"])
+    assert bench_speed.parse_args([])[0].lightning_floor is True
+    assert bench_speed.parse_args(["--no-lightning-floor"])[0].lightning_floor is False
 
 
 def test_wrapper_script_help(tmp_path):
