@@ -962,14 +962,14 @@ def format_report(result: dict) -> str:
     if result["train"]:
         lines.append(f"{'training (real images/s)':<40}{'lit_gen':>10}{'L-bare':>10}{'plain':>10}"
                      f"{'ratio':>8}{'vs L':>8}{'L/plain':>8}{'ovh ms/b':>10}{'RSS MB':>9}  status")
-        for r in result["train"]:
-            def fig(side):
-                v = r.get(side, {}).get("images_per_s")
-                return "-" if v is None else v
+        def fig(r: dict, side: str):
+            v = r.get(side, {}).get("images_per_s")
+            return "-" if v is None else v
 
+        for r in result["train"]:
             rss = r.get("lit_gen", r.get("plain", {})).get("peak_rss_mb")
-            lines.append(f"{r['case']:<40}{fig('lit_gen'):>10}{fig('lightning'):>10}"
-                         f"{fig('plain'):>10}{r.get('ratio', '-'):>8}"
+            lines.append(f"{r['case']:<40}{fig(r, 'lit_gen'):>10}{fig(r, 'lightning'):>10}"
+                         f"{fig(r, 'plain'):>10}{r.get('ratio', '-'):>8}"
                          f"{r.get('ratio_vs_lightning', '-'):>8}{r.get('lightning_ratio', '-'):>8}"
                          f"{r.get('overhead_ms_per_batch', '-'):>10}"
                          f"{rss if rss is not None else '-':>9}  {r['status']}")

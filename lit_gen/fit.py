@@ -114,10 +114,10 @@ def build_callbacks(cfg, run_dir: Path) -> list:
 
     from lit_gen.callbacks import (
         CallbackGroup,
-        RunCheckpoint,
         DDPParameterCheck,
         EpochSeeding,
         FinalMetrics,
+        RunCheckpoint,
         SampleGrids,
         StepProgressBar,
         SyncBuffers,
