@@ -205,6 +205,7 @@ class GenerativeModule(L.LightningModule):
         self._step_logs: dict[str, Tensor] = {}
         self.step_metrics: dict[str, Tensor] = {}
         self.step_prog_bar: set[str] = set()
+        self._counters: set[str] = set()
 
     #: plain attributes set on every batch (Lightning's hook bookkeeping, our counters):
     #: set without nn.Module.__setattr__'s parameter/buffer/module checks, which cost a few
@@ -368,6 +369,7 @@ class GenerativeModule(L.LightningModule):
         if self.is_log_step():
             self._step_logs[name] = torch.tensor(float(value))
             self.step_prog_bar.add(name)
+            self._counters.add(name)
 
     def is_log_step(self) -> bool:
         """True on the training steps whose logs Lightning writes (every
@@ -409,9 +411,15 @@ class GenerativeModule(L.LightningModule):
             logger.log_metrics(scalars, step=step)
             logger.save()
 
-    def progress_bar_step_metrics(self) -> dict[str, float]:
+    def progress_bar_step_metrics(self) -> dict[str, float | int]:
         """The latest step values shown in the progress bar (host floats)."""
-        return {k: float(v) for k, v in self.step_metrics.items() if k in self.step_prog_bar}
+        out: dict[str, float | int] = {}
+        for k, v in self.step_metrics.items():
+            if k in self.step_prog_bar:
+                value = float(v)
+                # counters (g_step) show as integers
+                out[k] = int(value) if k in self._counters and value.is_integer() else value
+        return out
 
     def on_train_epoch_start(self) -> None:
         self._train_logs.reset()
