@@ -59,10 +59,6 @@ class CallbackGroup(L.Callback):
             if cb.state_key in state_dict:
                 cb.load_state_dict(state_dict[cb.state_key])
 
-    def find(self, kind: type) -> list[L.Callback]:
-        """The members of a type."""
-        return [cb for cb in self.callbacks if isinstance(cb, kind)]
-
 
 class _Dispatch:
     """Calls one hook on each member, in order."""

@@ -210,7 +210,7 @@ class GenerativeModule(L.LightningModule):
     #: plain attributes set on every batch (Lightning's hook bookkeeping, our counters):
     #: set without nn.Module.__setattr__'s parameter/buffer/module checks, which cost a few
     #: microseconds each and add up to tens per batch
-    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "g_steps", "d_steps", "step_metrics"})
+    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "g_steps", "d_steps"})
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in GenerativeModule._PLAIN_ATTRIBUTES and not isinstance(value, nn.Module | Tensor):
