@@ -42,6 +42,13 @@ class SampleMetrics(L.Callback):
             self.evaluator.prepare()  # resolve (download once) the extractor weights before training
 
     def _evaluate(self, trainer, pl_module, epochs_done: int) -> dict[str, float]:
+        if self.cfg.metrics.latent_sampler != "prior":
+            from lit_gen.metrics.latent_samplers import prepare_latent_sampler
+
+            # refitted on the current codes at every evaluation, identically on every rank
+            sampler, proto = prepare_latent_sampler(pl_module, self.cfg.metrics.latent_sampler, None,
+                                                    trainer.datamodule, seed=self.cfg.seed)
+            self.evaluator.latent_sampler, self.evaluator.latent_sampler_protocol = sampler, proto
         values, protocol = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
         protocol.update(epoch=epochs_done, g_step=pl_module.g_steps,
                         ema=getattr(pl_module, "generator_ema", None) is not None,

@@ -25,6 +25,9 @@ INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.
                  "weights-inception-2015-12-05-6726825d.pth")
 INCEPTION_FILE = INCEPTION_URL.rsplit("/", 1)[1]
 INCEPTION_INPUT_SIZE = 299  # torch-fidelity resizes every input to 299x299 inside the net
+# torch-fidelity's resize inside its extractors (interpolate_bilinear_2d_like_tensorflow1x)
+TF1_BILINEAR = "bilinear, TensorFlow-1.x compatible (torch-fidelity)"
+ANTIALIASED_BILINEAR = "bilinear, antialiased (lit_gen.data.base.resize_images)"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class PreparedExtractor:
         input_size: image side the network itself sees (299 for Inception).
         layers: metric -> torch-fidelity feature layer ("fid": "2048", "isc": "logits_unbiased").
         info: extra protocol entries (e.g. the classifier's dataset and test accuracy).
+        resize: how images are brought to `input_size` (recorded in the protocol).
+        dtype: the extractor's internal dtype (torch-fidelity's feature_extractor_internal_dtype;
+            None: its default, float32).
     """
 
     name: str
@@ -48,6 +54,8 @@ class PreparedExtractor:
     input_size: int
     layers: dict[str, str]
     info: dict = field(default_factory=dict)
+    resize: str = TF1_BILINEAR
+    dtype: str | None = None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -108,7 +116,8 @@ class InceptionExtractor:
             if not path.is_file():
                 _download(INCEPTION_URL, path)
         return PreparedExtractor("inception-v3-compat", self.fidelity_name, str(path),
-                                 file_sha256(path), INCEPTION_INPUT_SIZE, dict(self.layers))
+                                 file_sha256(path), INCEPTION_INPUT_SIZE, dict(self.layers),
+                                 dtype=m.extractor_dtype)
 
 
 def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
@@ -149,7 +158,7 @@ class ClassifierExtractor:
                 "classifier_test_accuracy": ckpt.get("test_accuracy")}
         return PreparedExtractor("classifier", self.fidelity_name, str(m.classifier_ckpt),
                                  file_sha256(m.classifier_ckpt), int(ckpt["in_shape"][-1]),
-                                 dict(self.layers), info)
+                                 dict(self.layers), info, resize=ANTIALIASED_BILINEAR)
 
 
 FEATURE_EXTRACTORS: Registry = Registry("feature extractor")
