@@ -7,7 +7,7 @@ fitted after training on the aggregated posterior (the codes of the training ima
   Deterministic Autoencoders", ex-post density estimation), fitted by EM (scikit-learn);
 - `two_stage`: the 2-stage VAE of Dai & Wipf 2019 ("Diagnosing and Enhancing VAE Models"):
   a second small VAE trained on the codes, with a learned decoder variance gamma; codes are
-  its decoder means of u ~ N(0, I).
+  its samples (decoder mean of u ~ N(0, I) plus N(0, gamma) noise; gamma -> 0 as it fits).
 
 A fitted sampler is a plain dict of tensors and numbers (`state()`), saved next to the
 checkpoint as `<ckpt>.<sampler>.pt` (or at `metrics.latent_sampler_file`) together with the
@@ -155,7 +155,10 @@ class TwoStageSampler:
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         u = torch.randn(n, self.latent, generator=generator)
-        return self.net.dec(u) * self.scale + self.shift
+        # the second stage's own density: decoder mean plus its learned N(0, gamma) noise
+        noise = torch.randn(n, self.shift.numel(), generator=generator)
+        z = self.net.dec(u) + (0.5 * self.net.log_gamma).exp() * noise
+        return z * self.scale + self.shift
 
     def state(self) -> dict:
         return {"hidden": self.hidden, "latent": self.latent, "steps": self.steps,
