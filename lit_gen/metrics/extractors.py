@@ -120,7 +120,7 @@ class InceptionExtractor:
                                  dtype=m.extractor_dtype)
 
 
-def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
+def _download(url: str, dest: Path, timeout: float = 60.0, message=inception_offline_message) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     try:
@@ -129,7 +129,7 @@ def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
                 f.write(chunk)
     except (urllib.error.URLError, OSError) as err:
         tmp.unlink(missing_ok=True)
-        raise ConfigError(inception_offline_message(f"and the download failed ({err})")) from None
+        raise ConfigError(message(f"and the download failed ({err})")) from None
     tmp.replace(dest)
 
 
@@ -161,9 +161,84 @@ class ClassifierExtractor:
                                  dict(self.layers), info, resize=ANTIALIASED_BILINEAR)
 
 
+class WeightsFileExtractor:
+    """One of torch-fidelity 0.4's other extractors, run from a local weights file
+    (`metrics.extractor_weights`, else the file's name in torch.hub's checkpoints folder,
+    where torch.hub / torchvision would have downloaded it).
+
+    - `dinov2-vit-{s,b,l,g}-14` (Oquab et al. 2023; FD-DINOv2 of Stein et al. 2023): the
+      normalised class token, 224 px; lit_gen's own ViT (`lit_gen.metrics.vit`) reads the
+      official `*_pretrain.pth` state dict, since torch-fidelity would fetch the model code
+      from GitHub through torch.hub.
+    - `clip-vit-b-32` (Radford et al. 2021): the image embedding, 224 px; torch-fidelity's
+      own code reads OpenAI's TorchScript file.
+    - `vgg16` (Simonyan & Zisserman 2015; Kynkaanniemi et al. 2019's precision/recall):
+      the fc2 ReLU features, 224 px; torchvision's ImageNet state dict.
+
+    Every file is read with `torch.load(weights_only=True)` (CLIP: `torch.jit.load`).
+
+    Args:
+        name: the extractor's name (torch-fidelity's).
+        fidelity_name: the name registered with torch-fidelity's registry.
+        url: where the file is published; its last part is the file name looked for.
+        layer: the feature layer every metric uses; dim: its width.
+        file_name: when torch.hub stores it under another name than the URL's.
+    """
+
+    def __init__(self, name: str, fidelity_name: str, url: str, layer: str, dim: int,
+                 input_size: int = 224, file_name: str | None = None):
+        self.name, self.fidelity_name, self.url = name, fidelity_name, url
+        self.layer, self.dim, self.input_size = layer, dim, input_size
+        self.file_name = file_name or url.rsplit("/", 1)[1]
+        self.layers = {"fid": layer, "kid": layer, "prc": layer, "isc": layer}
+
+    def default_path(self) -> Path:
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints" / self.file_name
+
+    def message(self, reason: str) -> str:
+        return (f"metrics.feature_extractor={self.name} needs its weights file {self.file_name}, "
+                f"{reason}. Download {self.url} and set metrics.extractor_weights=/path/to/"
+                f"{self.file_name} (or place it at {self.default_path()})")
+
+    def check(self, m) -> None:
+        if m.extractor_weights is not None:
+            if not Path(m.extractor_weights).is_file():
+                raise ConfigError(self.message(f"but metrics.extractor_weights={m.extractor_weights} "
+                                               "is not a file"))
+            return
+        if not self.default_path().is_file() and not network_available():
+            raise ConfigError(self.message("and this machine has no network"))
+
+    def prepare(self, m) -> PreparedExtractor:
+        self.check(m)
+        path = Path(m.extractor_weights) if m.extractor_weights is not None else self.default_path()
+        if not path.is_file():
+            _download(self.url, path, message=self.message)
+        return PreparedExtractor(self.name, self.fidelity_name, str(path), file_sha256(path),
+                                 self.input_size, dict(self.layers),
+                                 {"feature_dim": self.dim}, dtype=m.extractor_dtype)
+
+
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{0}14/dinov2_vit{0}14_pretrain.pth"
+CLIP_B32_URL = ("https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c"
+                "18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+
 FEATURE_EXTRACTORS: Registry = Registry("feature extractor")
 FEATURE_EXTRACTORS.add("inception-v3-compat", InceptionExtractor())
 FEATURE_EXTRACTORS.add("classifier", ClassifierExtractor())
+for _size, _dim in (("s", 384), ("b", 768), ("l", 1024), ("g", 1536)):
+    FEATURE_EXTRACTORS.add(f"dinov2-vit-{_size}-14", WeightsFileExtractor(
+        f"dinov2-vit-{_size}-14", f"lit-gen-dinov2-vit-{_size}-14", DINOV2_URL.format(_size),
+        "dinov2", _dim))
+FEATURE_EXTRACTORS.add("clip-vit-b-32", WeightsFileExtractor(
+    "clip-vit-b-32", "clip-vit-b-32", CLIP_B32_URL, "clip", 512,
+    # torch-fidelity's own download name in the hub checkpoints folder
+    file_name="clip-vit-b-32-40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af.pt"))
+FEATURE_EXTRACTORS.add("vgg16", WeightsFileExtractor("vgg16", "lit-gen-vgg16", VGG16_URL,
+                                                     "fc2_relu", 4096))
 
 
 def prepare_extractor(m) -> PreparedExtractor:

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 
 import torch
 import torch_fidelity
+import torchvision
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_dinov2 import FeatureExtractorDinoV2
+from torch_fidelity.feature_extractor_vgg16 import FeatureExtractorVGG16
+from torch_fidelity.helpers import text_to_dtype
 from torch_fidelity.metric_fid import (
     fid_featuresdict_to_statistics_cached,
     fid_input_id_to_statistics_cached,
@@ -35,6 +39,7 @@ from lit_gen.errors import DataError
 from lit_gen.metrics import IMAGE_METRICS
 from lit_gen.metrics import feature_metrics as fm
 from lit_gen.metrics.extractors import ClassifierExtractor, PreparedExtractor
+from lit_gen.metrics.vit import DinoV2ViT
 
 Tensor = torch.Tensor
 
@@ -130,6 +135,56 @@ def register_with_fidelity(name: str, cls: type) -> None:
 
 
 register_with_fidelity(ClassifierExtractor.fidelity_name, ClassifierFeatureExtractor)
+
+
+def safe_state_dict(path: str) -> dict:
+    """A weights file as a state dict, read with weights_only=True (never runs its code)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise DataError(f"cannot read the feature extractor weights {path} ({type(err).__name__}); "
+                        "download the file again") from None
+
+
+class DinoV2FromFile(FeatureExtractorDinoV2):
+    """torch-fidelity's DINOv2 extractor (its resize, normalisation and features) with the
+    backbone built by `lit_gen.metrics.vit` from a local `*_pretrain.pth` file."""
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None,
+                 feature_extractor_internal_dtype=None, **kwargs):
+        FeatureExtractorBase.__init__(self, name, features_list)
+        if feature_extractor_weights_path is None:
+            raise ValueError(f"{name} needs feature_extractor_weights_path")
+        self.feature_extractor_internal_dtype = text_to_dtype(feature_extractor_internal_dtype, "float32")
+        self.model = DinoV2ViT(name.removeprefix("lit-gen-"))
+        self.model.load_state_dict(safe_state_dict(feature_extractor_weights_path))
+        self.to(self.feature_extractor_internal_dtype)
+        self.requires_grad_(False)
+        self.eval()
+
+
+class VGG16FromFile(FeatureExtractorVGG16):
+    """torch-fidelity's VGG16 extractor (fc2 / fc2_relu), its state dict read safely
+    (torch-fidelity itself reads a local file with weights_only=False)."""
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None,
+                 feature_extractor_internal_dtype=None, **kwargs):
+        FeatureExtractorBase.__init__(self, name, features_list)
+        if feature_extractor_weights_path is None:
+            raise ValueError(f"{name} needs feature_extractor_weights_path")
+        self.feature_extractor_internal_dtype = text_to_dtype(feature_extractor_internal_dtype, "float32")
+        self.model = torchvision.models.vgg16()
+        self.model.load_state_dict(safe_state_dict(feature_extractor_weights_path))
+        for tail in (6, 5, 4):  # as torch-fidelity: stop at fc2
+            del self.model.classifier[tail]
+        self.to(self.feature_extractor_internal_dtype)
+        self.requires_grad_(False)
+        self.eval()
+
+
+for _size in "sblg":
+    register_with_fidelity(f"lit-gen-dinov2-vit-{_size}-14", DinoV2FromFile)
+register_with_fidelity("lit-gen-vgg16", VGG16FromFile)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,13 @@ import pytest
 import scipy.linalg
 import torch
 
-from lit_gen.metrics.feature_metrics import (data_copying_ct, density_coverage, fd_infinity,
-                                             frechet_distance, sample_sizes)
+from lit_gen.metrics.feature_metrics import (
+    data_copying_ct,
+    density_coverage,
+    fd_infinity,
+    frechet_distance,
+    sample_sizes,
+)
 
 
 def numpy_density_coverage(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:

@@ -10,8 +10,13 @@ import pytest
 import torch
 from conftest import ROOT, fit, tiny_overrides
 
-from lit_gen.metrics.latent_samplers import (LATENT_SAMPLERS, GMMSampler, TwoStageSampler,
-                                             read_sampler, save_sampler)
+from lit_gen.metrics.latent_samplers import (
+    LATENT_SAMPLERS,
+    GMMSampler,
+    TwoStageSampler,
+    read_sampler,
+    save_sampler,
+)
 
 WEIGHTS = np.array([0.5, 0.3, 0.2])
 MEANS = np.array([[-4.0, 0.0], [3.0, 3.0], [3.0, -3.0]])
