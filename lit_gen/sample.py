@@ -13,7 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from lit_gen.callbacks import save_grid
+from lit_gen.data import build_datamodule
 from lit_gen.errors import ConfigError, cli_main
+from lit_gen.metrics.latent_samplers import LATENT_SAMPLERS, prepare_latent_sampler, sample_with
+from lit_gen.models.base import Grid
+from lit_gen.run.checkpoint import load_model, stored_config
 
 
 def parse_labels(text: str | None, per_class: int | None, num_classes: int, n: int | None):
@@ -41,8 +46,6 @@ def generate(model, n: int, labels, batch_size: int, seed: int, latent_sampler=N
     decoded from `latent_sampler`'s codes when given (autoencoders), else model.sample."""
     import torch
 
-    from lit_gen.metrics.latent_samplers import sample_with
-
     torch.manual_seed(seed)
     xs, ys = [], []
     for start in range(0, n, batch_size):
@@ -60,10 +63,6 @@ def generate(model, n: int, labels, batch_size: int, seed: int, latent_sampler=N
 
 def fitted_latent_sampler(model, ckpt: str, name: str):
     """The ex-post sampler `name` of this checkpoint (read, or fitted on its training split)."""
-    from lit_gen.checkpoint import stored_config
-    from lit_gen.data import build_datamodule
-    from lit_gen.metrics.latent_samplers import LATENT_SAMPLERS, prepare_latent_sampler
-
     LATENT_SAMPLERS.get(name, "--latent-sampler")
     if not callable(getattr(model, "encode_mean", None)):
         raise ConfigError(f"--latent-sampler {name} needs an autoencoder; this checkpoint's model "
@@ -98,9 +97,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from lit_gen.callbacks import save_grid
-    from lit_gen.checkpoint import load_model
-    from lit_gen.models.base import Grid
 
     outs = [Path(o) for o in args.out]
     for o in outs:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import lightning as L
 
-from lit_gen.run_dir import update_metrics
+from lit_gen.metrics.evaluator import Evaluator
+from lit_gen.metrics.latent_samplers import prepare_latent_sampler
+from lit_gen.run.dir import update_metrics
 
 
 class SampleMetrics(L.Callback):
@@ -33,7 +35,6 @@ class SampleMetrics(L.Callback):
         self._last: dict | None = None  # its values and protocol
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        from lit_gen.metrics.evaluator import Evaluator
 
         if stage != "fit":
             return
@@ -43,8 +44,6 @@ class SampleMetrics(L.Callback):
 
     def _evaluate(self, trainer, pl_module, epochs_done: int) -> dict[str, float]:
         if self.cfg.metrics.latent_sampler != "prior":
-            from lit_gen.metrics.latent_samplers import prepare_latent_sampler
-
             # refitted on the current codes at every evaluation, identically on every rank
             sampler, proto = prepare_latent_sampler(pl_module, self.cfg.metrics.latent_sampler, None,
                                                     trainer.datamodule, seed=self.cfg.seed)

@@ -40,6 +40,7 @@ from lit_gen.metrics import IMAGE_METRICS
 from lit_gen.metrics import feature_metrics as fm
 from lit_gen.metrics.extractors import ClassifierExtractor, PreparedExtractor
 from lit_gen.metrics.vit import DinoV2ViT
+from lit_gen.nets.classifier import load_classifier
 
 Tensor = torch.Tensor
 
@@ -91,7 +92,6 @@ class ClassifierFeatureExtractor(FeatureExtractorBase):
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
-        from lit_gen.nets.classifier import load_classifier
 
         if feature_extractor_weights_path is None:
             raise ValueError("the lit_gen classifier extractor needs feature_extractor_weights_path")

@@ -18,12 +18,18 @@ another checkpoint is refitted, never reused.
 from __future__ import annotations
 
 import math
+import os
+import pickle
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from lit_gen.data.binarize import binarization_of, dynamic_binarize
 from lit_gen.errors import CheckpointError, ConfigError
+from lit_gen.metrics.extractors import file_sha256
 from lit_gen.registry import Registry
 
 Tensor = torch.Tensor
@@ -203,9 +209,6 @@ def sampler_path(ckpt: str | Path, name: str, file: str | None = None) -> Path:
 
 def save_sampler(sampler, name: str, path: Path, ckpt_sha256: str | None, n_codes: int) -> None:
     """Write the sampler file atomically (a temporary file in the same folder, replaced)."""
-    import os
-    import tempfile
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -223,9 +226,6 @@ def save_sampler(sampler, name: str, path: Path, ckpt_sha256: str | None, n_code
 
 def read_sampler(path: Path) -> dict:
     """A sampler file, loaded safely (weights_only: plain tensors and containers only)."""
-    import pickle
-    import zipfile
-
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile,
@@ -242,8 +242,6 @@ def prepare_latent_sampler(model, name: str, ckpt: str | Path | None, datamodule
     """The sampler `name` for `model`: read from its file when that was fitted for this
     checkpoint, else fitted on the codes of the `split` images (and saved when a checkpoint
     or file is given). Returns (sampler, protocol entries)."""
-    from lit_gen.metrics.extractors import file_sha256
-
     cls = LATENT_SAMPLERS.get(name, "metrics.latent_sampler")
     if name == "prior":
         return cls(model.latent_dim), {"latent_sampler": "prior"}
@@ -257,8 +255,6 @@ def prepare_latent_sampler(model, name: str, ckpt: str | Path | None, datamodule
             return cls.from_state(data["state"]), {
                 "latent_sampler": name, "latent_sampler_file": str(path),
                 "latent_sampler_fitted_on": data["n_codes"]}
-    from lit_gen.data.binarize import binarization_of, dynamic_binarize
-
     x, y = datamodule.split(split)
     if binarization_of(datamodule.cfg) == "dynamic":  # the images the model was trained on
         x = dynamic_binarize(x, torch.Generator().manual_seed(seed))

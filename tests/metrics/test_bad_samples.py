@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, fit, tiny_overrides
 
 from lit_gen.errors import DataError
 from lit_gen.evaluate import load_samples
+from tests.conftest import ROOT, fit, tiny_overrides
 
 SHAPE = (1, 4, 4)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lit_gen import config
+from lit_gen import validation
 from lit_gen.data import build_datamodule
 from lit_gen.data.base import DeviceBatches, TensorPairDataset
 from lit_gen.data.binarize import binarization_of, dynamic_binarize
@@ -38,13 +38,13 @@ def test_dataset_redraws_each_read_and_device_batches_too():
 
 
 def test_datamodule_keeps_intensities_and_batches_are_binary():
-    cfg = config.load([], ["data.name=digits", "data.binarize=true", "data.binarization=dynamic"])
+    cfg = validation.load([], ["data.name=digits", "data.binarize=true", "data.binarization=dynamic"])
     dm = build_datamodule(cfg.data)
     dm.setup()
     assert len(dm.x_train.unique()) > 2  # grey intensities kept
     xb, _ = next(iter(dm.train_dataloader()))
     assert set(xb.unique().tolist()) <= {-1.0, 1.0}
-    static = build_datamodule(config.load([], ["data.name=digits", "data.binarize=true"]).data)
+    static = build_datamodule(validation.load([], ["data.name=digits", "data.binarize=true"]).data)
     static.setup()
     assert set(static.x_train.unique().tolist()) == {-1.0, 1.0}
     assert binarization_of(cfg.data) == "dynamic" and binarization_of(static.cfg) == "threshold"
@@ -52,4 +52,4 @@ def test_datamodule_keeps_intensities_and_batches_are_binary():
 
 def test_unknown_binarization_is_refused():
     with pytest.raises(ConfigError, match="Valid binarizations: threshold, dynamic"):
-        config.load([], ["data.binarize=true", "data.binarization=random"])
+        validation.load([], ["data.binarize=true", "data.binarization=random"])

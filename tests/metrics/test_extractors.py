@@ -8,7 +8,7 @@ import hashlib
 import pytest
 import torch
 
-from lit_gen import config
+from lit_gen import validation
 from lit_gen.errors import ConfigError
 from lit_gen.metrics.extractors import FEATURE_EXTRACTORS, prepare_extractor
 from lit_gen.metrics.fidelity import FidelityOptions, fidelity_metrics
@@ -32,12 +32,12 @@ def test_missing_weights_fail_at_validation_with_file_name_and_place(tmp_path, m
     monkeypatch.setattr("lit_gen.metrics.extractors.network_available", lambda *a: False)
     ext = FEATURE_EXTRACTORS.get(name)
     with pytest.raises(ConfigError) as err:
-        config.load([], ["data.name=digits", "metrics.names=[fid]", f"metrics.feature_extractor={name}"])
+        validation.load([], ["data.name=digits", "metrics.names=[fid]", f"metrics.feature_extractor={name}"])
     msg = str(err.value)
     assert ext.file_name in msg and str(tmp_path / "hub" / "checkpoints") in msg
     assert "metrics.extractor_weights" in msg and ext.url in msg
     with pytest.raises(ConfigError, match="is not a file"):
-        config.load([], ["data.name=digits", "metrics.names=[fid]", f"metrics.feature_extractor={name}",
+        validation.load([], ["data.name=digits", "metrics.names=[fid]", f"metrics.feature_extractor={name}",
                          f"metrics.extractor_weights={tmp_path / 'none.pth'}"])
 
 
@@ -53,7 +53,7 @@ def test_dinov2_architectures_have_the_published_sizes(name):
 def run_extractor(name, weights, tmp_path, dtype=None):
     over = ["data.name=digits", "metrics.names=[fid,prc,dc]", f"metrics.feature_extractor={name}",
             f"metrics.extractor_weights={weights}"] + ([f"metrics.extractor_dtype={dtype}"] if dtype else [])
-    ext = prepare_extractor(config.load([], over).metrics)
+    ext = prepare_extractor(validation.load([], over).metrics)
     x = images(6, 0)
     same, proto = fidelity_metrics(x, x.clone(), ["fid", "dc"], ext, FidelityOptions(batch_size=4))
     other, _ = fidelity_metrics(images(6, 1), x, ["fid"], ext, FidelityOptions(batch_size=4))

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, fit, tiny_overrides
 
 from lit_gen.metrics.latent_samplers import (
     LATENT_SAMPLERS,
@@ -17,6 +16,7 @@ from lit_gen.metrics.latent_samplers import (
     read_sampler,
     save_sampler,
 )
+from tests.conftest import ROOT, fit, tiny_overrides
 
 WEIGHTS = np.array([0.5, 0.3, 0.2])
 MEANS = np.array([[-4.0, 0.0], [3.0, 3.0], [3.0, -3.0]])
