@@ -12,6 +12,7 @@ from lit_gen.models.base import (
     Batch,
     GenerativeModule,
     LossOutput,
+    Phase,
     build_optimizer,
     build_scheduler,
     default_optim,
@@ -33,7 +34,8 @@ class AdversarialModule(GenerativeModule):
     """A GAN: generator G and discriminator/critic D trained alternately.
 
     Each training batch makes one D step; every `n_critic`-th batch also makes one G step
-    (a fresh z). The adversarial loss and the D penalties come from registries, so GAN
+    (a fresh z), through `GenerativeModule.alternate`. Overrides return only their own terms:
+    the loop adds the D penalties, logs the totals `d_loss` / `g_loss` and counts the steps. The adversarial loss and the D penalties come from registries, so GAN
     (Goodfellow et al. 2014), DCGAN (Radford et al. 2015), LSGAN (Mao et al. 2017), WGAN
     (Arjovsky et al. 2017), WGAN-GP (Gulrajani et al. 2017), DRAGAN (Kodali et al. 2017),
     hinge / SN-GAN (Miyato et al. 2018) and R1 GANs (Mescheder et al. 2018) are configs of
@@ -52,6 +54,12 @@ class AdversarialModule(GenerativeModule):
     """
 
     uses_nets = ("generator", "discriminator")
+    logged_terms = ("train/d_adv", "train/d_real", "train/d_fake", "train/d_loss", "train/g_loss",
+                    "val/d_real", "val/d_fake", "val/d_adv")
+    tiny_config = {"data": {"name": "digits"},
+                   "model": {"latent_dim": 8, "generator": {"name": "mlp", "hidden": [32]},
+                             "discriminator": {"name": "mlp", "hidden": [32]},
+                             "penalties": [{"name": "r1", "weight": 1.0}]}}
 
     def __init__(self, *, generator: dict | None = None, discriminator: dict | None = None,
                  loss: str = "nonsaturating", penalties: list | tuple = (), n_critic: int = 1,
@@ -92,15 +100,19 @@ class AdversarialModule(GenerativeModule):
         return Fake(self.decode(z, y, net=self.generator), z, y)
 
     def discriminator_loss(self, real: Batch, fake: Fake) -> LossOutput:
+        """D's own loss and terms; the loop adds the penalties and logs the total (d_loss)."""
         y_real = real.y if self.conditional else None
         d_real = self.discriminate(real.x, y_real)
         d_fake = self.discriminate(fake.x, fake.y)
         adv = self.adv_loss.d_loss(d_real, d_fake)
-        logs = {"d_adv": adv, "d_real": d_real.mean(), "d_fake": d_fake.mean()}
-        loss = adv + self.penalty_loss(real, fake, logs)
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+        return LossOutput(adv, {"d_adv": adv, "d_real": d_real.mean(), "d_fake": d_fake.mean()})
 
+    def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
+        """G's own loss and terms; the loop logs the total (g_loss)."""
+        g = self.adv_loss.g_loss(self.discriminate(fake.x, fake.y))
+        return LossOutput(g, {})
+
+    # --- what the loop adds ---------------------------------------------------------------
     def penalty_loss(self, real: Batch, fake: Fake, logs: dict[str, Tensor]) -> Tensor | float:
         """The sum of the configured D penalties on `discriminate`; adds each to `logs`."""
         y_real = real.y if self.conditional else None
@@ -113,9 +125,18 @@ class AdversarialModule(GenerativeModule):
                 total = total + term
         return total
 
-    def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
-        g = self.adv_loss.g_loss(self.discriminate(fake.x, fake.y))
-        return LossOutput(g, {"g_loss": g})
+    def discriminator_objective(self, real: Batch, fake: Fake) -> LossOutput:
+        """What D's step minimises: `discriminator_loss` plus the penalties, logged as d_loss."""
+        own = self.discriminator_loss(real, fake)
+        logs = dict(own.logs)
+        loss = own.loss + self.penalty_loss(real, fake, logs)
+        logs["d_loss"] = loss
+        return LossOutput(loss, logs)
+
+    def generator_objective(self, fake: Fake, real: Batch) -> LossOutput:
+        """What G's step minimises: `generator_loss`, logged as g_loss."""
+        own = self.generator_loss(fake, real)
+        return LossOutput(own.loss, {**own.logs, "g_loss": own.loss})
 
     def discriminator_parameters(self):
         """What D's optimizer trains (InfoGAN adds its Q head)."""
@@ -141,28 +162,21 @@ class AdversarialModule(GenerativeModule):
         opt_g, opt_d = self.optimizers()
         n = len(real.x)
 
-        # D step: fakes without a graph into G
-        with torch.no_grad():
-            fake = self.generate_fake(n)
-        with self.toggled_optimizer(opt_d):
-            d_out = self.discriminator_loss(real, fake)
-            self.step_optimizer(opt_d, d_out.loss)
-        for p in self.penalties:
-            p.after_step(self.discriminator)
-        self.after_discriminator_step(d_out)
-        self.d_steps += 1
-        logs = dict(d_out.logs)
+        def d_loss() -> LossOutput:
+            with torch.no_grad():  # fakes without a graph into G
+                fake = self.generate_fake(n)
+            return self.discriminator_objective(real, fake)
 
-        # G step every n_critic D steps
-        if self.d_steps % self.n_critic == 0:
-            with self.toggled_optimizer(opt_g):
-                g_out = self.generator_loss(self.generate_fake(n), real)
-                self.step_optimizer(opt_g, g_out.loss)
-            self.g_steps += 1
-            self.update_ema()
-            logs.update(g_out.logs)
-        self.log_terms(logs, prog_bar=("d_loss", "g_loss"))
-        self.log_step_counter("g_step", self.g_steps)
+        def d_after(d_out: LossOutput) -> None:
+            for p in self.penalties:
+                p.after_step(self.discriminator)
+            self.after_discriminator_step(d_out)
+
+        self.alternate([
+            Phase("d", opt_d, d_loss, "d_loss", d_after),
+            Phase("g", opt_g, lambda: self.generator_objective(self.generate_fake(n), real),
+                  "g_loss"),
+        ], prog_bar=("d_loss", "g_loss"))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         real = Batch(*batch)

@@ -20,6 +20,11 @@ class AutoencoderGAN(AdversarialModule):
     """
 
     net_roles = {"discriminator": "autoencoder"}
+    logged_terms = ("train/energy_real", "train/energy_fake", "train/d_loss", "train/g_loss",
+                    "val/energy_real", "val/energy_fake")
+    tiny_config = {"data": AdversarialModule.tiny_config["data"],
+                   "model": {**AdversarialModule.tiny_config["model"],
+                             "discriminator": {"name": "mlp", "code_dim": 8, "hidden": [32]}}}
 
     def build_discriminator(self, spec: dict) -> nn.Module:
         return build_net(spec, "autoencoder", "model.discriminator", in_shape=self.data_shape)

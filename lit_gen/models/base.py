@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import lightning as L
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from lit_gen.errors import ConfigError
+from lit_gen.nets.layers import eval_mode
 from lit_gen.registry import Registry, check_kwargs
 
 Tensor = torch.Tensor
@@ -34,6 +36,21 @@ class LossOutput(NamedTuple):
 
     loss: Tensor
     logs: dict[str, Tensor]
+
+
+class Phase(NamedTuple):
+    """One optimizer step of a training batch in `GenerativeModule.alternate`.
+
+    player: "d" (every batch) or "g" (every `n_critic`-th batch); optimizer: the one it
+    steps; loss: a callable returning the LossOutput to minimise (called with that
+    optimizer toggled); name: the loss's name in messages (e.g. "d_loss"); after: called
+    with the LossOutput after the step (D penalties' state, BEGAN's k_t)."""
+
+    player: str
+    optimizer: Any
+    loss: Callable[[], LossOutput]
+    name: str
+    after: Callable[[LossOutput], None] | None = None
 
 
 OPTIMIZERS: Registry = Registry("optimizer")
@@ -162,7 +179,6 @@ class GenerativeModule(L.LightningModule):
         gradient_clip_val / gradient_clip_algorithm: applied before every optimizer step
             (after AMP unscaling).
         seed: seeds the fixed noise.
-        run_config: the full resolved run config, stored in checkpoints for evaluation.
         compile: torch.compile the nets named in `uses_nets` in place when training starts.
         channels_last: channels_last memory format for 4D weights and image batches.
     """
@@ -176,12 +192,23 @@ class GenerativeModule(L.LightningModule):
     conditional: bool = False
     #: DDP must tolerate parameters without gradient in a backward (alternating players)
     ddp_find_unused_parameters: bool = True
+    #: D steps per G step in `alternate` (a constructor argument of the models that use it)
+    n_critic: int = 1
+
+    # --- what a model declares about itself (checked by tests/models/test_contract.py) ---
+    #: the terms it logs, as metrics.json keys ("train/<k>" epoch means, "val/<k>"), with
+    #: its `tiny_config` (D penalties add their "train/penalty_<name>" on top)
+    logged_terms: tuple[str, ...] = ()
+    #: the sample grids it writes (samples/<name>_final.png) on image data
+    grid_names: tuple[str, ...] = ("samples",)
+    #: run-config sections (an experiment diff; model.name is added) that train it in
+    #: seconds on CPU with small nets
+    tiny_config: dict[str, Any] = {}
 
     def __init__(self, *, data_info: dict, latent_dim: int = 64, n_grid: int = 64,
                  ema: dict | None = None, gradient_clip_val: float | None = None,
                  gradient_clip_algorithm: str | None = None, seed: int = 0,
-                 run_config: dict | None = None, compile: bool = False,
-                 channels_last: bool = False):
+                 compile: bool = False, channels_last: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -206,6 +233,9 @@ class GenerativeModule(L.LightningModule):
         self.step_metrics: dict[str, Tensor] = {}
         self.step_prog_bar: set[str] = set()
         self._counters: set[str] = set()
+        #: the resolved run config (set by `build_model`), saved in the checkpoint's lit_gen
+        #: section for evaluation; not a hyper-parameter: the model does not read it
+        self.run_config: dict | None = None
 
     #: plain attributes set on every batch (Lightning's hook bookkeeping, our counters):
     #: set without nn.Module.__setattr__'s parameter/buffer/module checks, which cost a few
@@ -242,6 +272,11 @@ class GenerativeModule(L.LightningModule):
                 ema_state[name].copy_(value)
         torch._foreach_lerp_(targets, floats, 1.0 - decay)
 
+    def after_generator_step(self) -> None:
+        """The bookkeeping after each generator (decoder) step: the step counter, the EMA."""
+        self.g_steps += 1
+        self.update_ema()
+
     def sampling_generator(self) -> nn.Module:
         """The generator used for samples and metrics: the EMA copy when enabled."""
         return self.generator_ema if self.generator_ema is not None else self.generator
@@ -269,17 +304,13 @@ class GenerativeModule(L.LightningModule):
     def sample(self, n: int, labels: Tensor | None = None) -> Tensor:
         """n samples in data space, (n, *data_shape), in eval mode; labels (n,) for
         conditional models (random when None; ignored by unconditional ones)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             if self.conditional and labels is None:
                 labels = self.sample_labels(n)
             if labels is not None:
                 labels = labels.to(self.device)
             z = self.sample_latent(n)
             return self.decode(z, labels if self.conditional else None)
-        finally:
-            self.train(was_training)
 
     def class_rows(self) -> tuple[Tensor, Tensor, int]:
         """(z, labels, nrow) for a grid with one row per class: row k shows class k, and
@@ -295,15 +326,15 @@ class GenerativeModule(L.LightningModule):
     def sample_grids(self) -> dict[str, Grid]:
         """Named grids for the sample callback, from the fixed noise buffer; conditional
         models get one row per class (`class_rows`)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             if self.conditional:
                 z, labels, nrow = self.class_rows()
                 return {"samples": Grid(self.decode(z, labels), nrow)}
             return {"samples": Grid(self.decode(self.fixed_noise), 8)}
-        finally:
-            self.train(was_training)
+
+    def eval_mode(self):
+        """A context: eval mode for the duration, then the previous mode restored."""
+        return eval_mode(self)
 
     # --- fast paths (model.compile, model.channels_last) --------------------------------
     def configure_model(self) -> None:
@@ -338,6 +369,34 @@ class GenerativeModule(L.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
+
+    def alternate(self, phases: Sequence[Phase], prog_bar=()) -> None:
+        """One training batch of a model with a discriminator: the D phases on every batch,
+        the G phases on every `n_critic`-th, in the order given, each with its optimizer
+        toggled; then the step counters, the EMA and the logs (the terms of every phase run).
+
+        The one D/G alternation of the zoo: the GAN loop and the autoencoder-adversarial
+        models (WAE-GAN, AAE, VAE-GAN) describe their phases and call this."""
+        g_turn = (self.d_steps + 1) % self.n_critic == 0
+        logs: dict[str, Tensor | float] = {}
+        for phase in phases:
+            if phase.player == "g" and not g_turn:
+                continue
+            with self.toggled_optimizer(phase.optimizer):
+                out = phase.loss()
+                self.step_optimizer(phase.optimizer, out.loss)
+            if phase.after is not None:
+                phase.after(out)
+            logs.update(out.logs)
+        self.d_steps += 1
+        if g_turn:
+            self.after_generator_step()
+        self.log_step(logs, prog_bar)
+
+    def log_step(self, logs: dict[str, Tensor | float], prog_bar=()) -> None:
+        """Log a training batch's terms and the generator step counter."""
+        self.log_terms(logs, prog_bar=prog_bar)
+        self.log_step_counter("g_step", self.g_steps)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.hparams.gradient_clip_val:
@@ -437,8 +496,10 @@ class GenerativeModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         from lit_gen import __version__
 
-        checkpoint["lit_gen"] = {"model_class": type(self).__name__, "version": __version__,
-                                 "g_steps": self.g_steps, "d_steps": self.d_steps}
+        # the registry entry (`model.name`) rebuilds the model with the hyper-parameters
+        checkpoint["lit_gen"] = {"model": registry_name(type(self)), "version": __version__,
+                                 "g_steps": self.g_steps, "d_steps": self.d_steps,
+                                 "run_config": self.run_config}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("lit_gen", {})
@@ -461,14 +522,23 @@ class GenerativeModule(L.LightningModule):
         return names
 
 
+MODELS: Registry[type[GenerativeModule]] = Registry("model")
+
+
+def registry_name(cls: type[GenerativeModule]) -> str | None:
+    """The name `cls` is registered under in MODELS (None for an unregistered class)."""
+    return next((n for n in MODELS.names() if MODELS.get(n) is cls), None)
+
+
 def check_model_params(cls: type[GenerativeModule], params: dict, common: set[str]) -> None:
-    """`model.params` may only hold arguments specific to this model class."""
-    valid = sorted(cls.hparam_names() - common - {"data_info", "run_config", "seed"})
+    """`model.params` may only hold arguments specific to this model class (`common`: the
+    arguments filled from other config keys)."""
+    valid = sorted(cls.hparam_names() - common)
     for name in params:
         if name not in valid:
             raise ConfigError(f"unknown key 'model.params.{name}' for model '{cls.__name__}'. "
                               f"Valid keys: {', '.join(valid) or '(none)'}")
 
 
-__all__ = ["Batch", "GenerativeModule", "Grid", "LossOutput", "build_optimizer",
+__all__ = ["MODELS", "Batch", "GenerativeModule", "Grid", "LossOutput", "Phase", "build_optimizer",
            "build_scheduler", "check_kwargs", "default_optim"]

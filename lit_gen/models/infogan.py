@@ -39,6 +39,13 @@ class InfoGAN(AdversarialModule):
         **kwargs: see AdversarialModule; latent_dim is the size of the noise z only.
     """
 
+    logged_terms = (*AdversarialModule.logged_terms, "train/info_cat", "train/info_cont",
+                    "train/q_cat_acc", "train/g_adv", "train/g_info_cat", "train/g_info_cont")
+    grid_names = ("samples", "traversal", "traversal_c1")
+    tiny_config = {"data": AdversarialModule.tiny_config["data"],
+                   "model": {**AdversarialModule.tiny_config["model"],
+                             "params": {"q_head": {"name": "mlp", "hidden": [16]}}}}
+
     def __init__(self, *, n_cat: int = 1, cat_dim: int = 10, n_cont: int = 2,
                  info_weight: float = 1.0, cont_weight: float = 1.0,
                  q_head: dict | None = None, n_traversal: int = 10, **kwargs):
@@ -111,17 +118,14 @@ class InfoGAN(AdversarialModule):
         logs = {"d_adv": adv, "d_real": d_real.mean(), "d_fake": d_fake.mean(),
                 "info_cat": info.categorical, "info_cont": info.continuous,
                 "q_cat_acc": info.accuracy}
-        loss = adv + self._info_loss(info) + self.penalty_loss(real, fake, logs)
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+        return LossOutput(adv + self._info_loss(info), logs)
 
     def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
         h = self.discriminator.features(fake.x)
         adv = self.adv_loss.g_loss(self.discriminator.head(h).flatten())
         info = self.info(h, fake.z)
-        loss = adv + self._info_loss(info)
-        return LossOutput(loss, {"g_adv": adv, "g_info_cat": info.categorical,
-                                 "g_info_cont": info.continuous, "g_loss": loss})
+        return LossOutput(adv + self._info_loss(info), {
+            "g_adv": adv, "g_info_cat": info.categorical, "g_info_cont": info.continuous})
 
     # --- grids ------------------------------------------------------------------------------
     def traversal_latents(self, cont_index: int = 0) -> tuple[Tensor, int]:
@@ -150,14 +154,10 @@ class InfoGAN(AdversarialModule):
 
     @torch.no_grad()
     def sample_grids(self) -> dict[str, Grid]:
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             z = torch.cat([self.fixed_noise, self.fixed_codes], 1)
             grids = {"samples": Grid(self.decode(z), 8)}
             for j in range(max(self.n_cont, 1)):
                 zt, nrow = self.traversal_latents(j)
                 grids["traversal" if j == 0 else f"traversal_c{j}"] = Grid(self.decode(zt), nrow)
             return grids
-        finally:
-            self.train(was_training)
