@@ -34,8 +34,9 @@ class AdversarialModule(GenerativeModule):
     """A GAN: generator G and discriminator/critic D trained alternately.
 
     Each training batch makes one D step; every `n_critic`-th batch also makes one G step
-    (a fresh z), through `GenerativeModule.alternate`. Overrides return only their own terms:
-    the loop adds the D penalties, logs the totals `d_loss` / `g_loss` and counts the steps. The adversarial loss and the D penalties come from registries, so GAN
+    (a fresh z), through `GenerativeModule.alternate`. Overrides return only their own
+    terms: the loop adds the D penalties, logs the totals `d_loss` / `g_loss` and counts the
+    steps. The adversarial loss and the D penalties come from registries, so GAN
     (Goodfellow et al. 2014), DCGAN (Radford et al. 2015), LSGAN (Mao et al. 2017), WGAN
     (Arjovsky et al. 2017), WGAN-GP (Gulrajani et al. 2017), DRAGAN (Kodali et al. 2017),
     hinge / SN-GAN (Miyato et al. 2018) and R1 GANs (Mescheder et al. 2018) are configs of
@@ -59,7 +60,7 @@ class AdversarialModule(GenerativeModule):
     tiny_config = {"data": {"name": "digits"},
                    "model": {"latent_dim": 8, "generator": {"name": "mlp", "hidden": [32]},
                              "discriminator": {"name": "mlp", "hidden": [32]},
-                             "penalties": [{"name": "r1", "weight": 1.0}]}}
+                             "penalties": [{"name": "r1", "gamma": 1.0}]}}
 
     def __init__(self, *, generator: dict | None = None, discriminator: dict | None = None,
                  loss: str = "nonsaturating", penalties: list | tuple = (), n_critic: int = 1,
