@@ -138,6 +138,9 @@ class RunConfig:
     monitor: str | None = None  # metric for best checkpoints, e.g. "val/elbo" or "fid"
     monitor_mode: str = "min"
     save_top_k: int = 1
+    # a non-finite loss, gradient or parameter: stop (exit 3, last finite checkpoint kept)
+    # or skip_step (drop that optimizer step, count it in train/skipped_steps)
+    on_nonfinite: str = "stop"
 
 
 @dataclass

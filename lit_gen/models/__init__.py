@@ -29,15 +29,16 @@ COMMON = set(schema_fields(ModelConfig)) - {"name", "params"}
 
 def from_run(cfg) -> dict[str, Any]:
     """Model arguments taken from outside the model section (a model receives the ones its
-    constructor names): the seed, grid size, schedule length, clipping, data.binarize."""
+    constructor names): the seed, grid size, schedule length, clipping, data.binarize and
+    the non-finite policy."""
     return {"seed": cfg.seed, "n_grid": cfg.run.n_grid, "max_epochs": cfg.trainer.max_epochs,
             "gradient_clip_val": cfg.trainer.gradient_clip_val,
             "gradient_clip_algorithm": cfg.trainer.gradient_clip_algorithm,
-            "binarize": cfg.data.binarize}
+            "binarize": cfg.data.binarize, "on_nonfinite": cfg.run.on_nonfinite}
 
 
 FROM_RUN = {"data_info", "seed", "n_grid", "max_epochs", "gradient_clip_val",
-            "gradient_clip_algorithm", "binarize"}
+            "gradient_clip_algorithm", "binarize", "on_nonfinite"}
 
 
 def validate_model_config(m) -> None:

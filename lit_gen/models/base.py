@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -10,7 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from lit_gen.errors import ConfigError
+from lit_gen.errors import ConfigError, NonFiniteError
 from lit_gen.nets.layers import eval_mode
 from lit_gen.registry import Registry, check_kwargs
 
@@ -131,10 +132,33 @@ class EpochSums:
         if prog_bar:
             self.prog_bar.update(k for k in logs if k in prog_bar)
 
+    def all_finite(self) -> Tensor | None:
+        """A device bool: every tensor sum is finite (no host sync); None without sums."""
+        tensors = [v for v in self.sums.values() if isinstance(v, Tensor)]
+        return torch.isfinite(torch.stack(tensors)).all() if tensors else None
+
     def means(self) -> dict[str, tuple[Tensor, bool]]:
         """name -> (mean over the added values as a CPU tensor, shown in the progress bar)."""
         means = host_scalars(self.sums)
         return {k: (v / self.counts[k], k in self.prog_bar) for k, v in means.items()}
+
+
+#: what a non-finite loss, gradient or parameter does (`run.on_nonfinite`)
+NONFINITE_POLICIES = ("stop", "skip_step")
+#: the key under which the epoch sums' finiteness rides along with a logging step's values
+_SUMS_FINITE = "_sums_finite"
+
+
+def finite_flags(tensors: Sequence[Tensor]) -> Tensor:
+    """(N,) device bools: tensor i has only finite values (no host sync)."""
+    return torch.stack([torch.isfinite(t).all() for t in tensors])
+
+
+def cpu_loss_is_finite(loss: Tensor) -> bool:
+    """False for a non-finite loss on the CPU, where reading it costs no device sync; True
+    for a loss on an accelerator, which is not read here (the logging steps check it).
+    (tests/test_no_sync.py exempts this one read by name.)"""
+    return loss.device.type != "cpu" or bool(torch.isfinite(loss))
 
 
 def build_optimizer(params, cfg: dict[str, Any], key: str) -> torch.optim.Optimizer:
@@ -181,6 +205,10 @@ class GenerativeModule(L.LightningModule):
         seed: seeds the fixed noise.
         compile: torch.compile the nets named in `uses_nets` in place when training starts.
         channels_last: channels_last memory format for 4D weights and image batches.
+        on_nonfinite: `run.on_nonfinite`: "stop" raises NonFiniteError (exit 3) on a
+            non-finite loss, parameter or epoch sum, "skip_step" also drops an optimizer step
+            whose loss or gradient is not finite and counts it (`skipped_steps`). See
+            `step_optimizer` and docs/training.md for where each is checked.
     """
 
     #: the nets a model builds from the config (validated before a run starts)
@@ -208,8 +236,12 @@ class GenerativeModule(L.LightningModule):
     def __init__(self, *, data_info: dict, latent_dim: int = 64, n_grid: int = 64,
                  ema: dict | None = None, gradient_clip_val: float | None = None,
                  gradient_clip_algorithm: str | None = None, seed: int = 0,
-                 compile: bool = False, channels_last: bool = False):
+                 compile: bool = False, channels_last: bool = False,
+                 on_nonfinite: str = "stop"):
         super().__init__()
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise ConfigError(f"run.on_nonfinite: unknown policy '{on_nonfinite}'. Valid "
+                              f"policies: {', '.join(NONFINITE_POLICIES)}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.data_shape = tuple(data_info["shape"])
@@ -225,6 +257,9 @@ class GenerativeModule(L.LightningModule):
         # step counters are plain ints (no device sync in the loop), kept in checkpoints
         self.g_steps = 0
         self.d_steps = 0
+        self.skip_nonfinite = on_nonfinite == "skip_step"
+        self.skipped_steps = 0  # optimizer steps dropped for a non-finite loss or gradient
+        self._skipped_in_batch = False
         self.ema_cfg = {"decay": None, "start_step": 0, **(ema or {})}
         self.generator_ema: nn.Module | None = None
         self._train_logs = EpochSums()
@@ -363,12 +398,103 @@ class GenerativeModule(L.LightningModule):
         return batch
 
     # --- shared plumbing --------------------------------------------------------------
-    def step_optimizer(self, opt, loss: Tensor) -> None:
+    def step_optimizer(self, opt, loss: Tensor, name: str = "loss",
+                       terms: dict[str, Tensor | float] | None = None) -> bool:
         """zero_grad, backward (AMP-scaled by Lightning), step; clipping happens in
-        `on_before_optimizer_step`, after Lightning has unscaled AMP gradients."""
+        `on_before_optimizer_step`, after Lightning has unscaled AMP gradients.
+
+        The non-finite guard, where it costs no host sync: a CPU loss is checked before its
+        backward (`name` and `terms` name it in the error). On an accelerator the loss is not
+        read per step; the logged values and the epoch sums are checked on the logging steps
+        (`log_terms`), parameters at the end of each epoch and before each checkpoint. With
+        `on_nonfinite=skip_step` the loss and the gradients are read after every backward
+        (one host sync per step, on every device) and a non-finite step is dropped and
+        counted; under fp16 AMP Lightning's grad scaler already skips steps with inf/NaN
+        gradients, so only the loss is read. Returns False for a dropped step."""
         opt.zero_grad(set_to_none=True)
+        if self.skip_nonfinite:
+            self.manual_backward(loss)
+            if self._on_any_rank(not bool(torch.isfinite(loss)) or not self._grads_finite(opt)):
+                opt.zero_grad(set_to_none=True)
+                self.skipped_steps += 1
+                self._skipped_in_batch = True
+                return False
+            opt.step()
+            return True
+        if self._world_size() == 1 and not cpu_loss_is_finite(loss):
+            raise self.nonfinite_error(name, {name: loss, **(terms or {})})
         self.manual_backward(loss)
         opt.step()
+        return True
+
+    # --- the non-finite guard ---------------------------------------------------------------
+    def _world_size(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
+
+    def _on_any_rank(self, flag: bool) -> bool:
+        """`flag` on any rank (a collective under DDP, so every rank takes the same branch)."""
+        if self._world_size() < 2:
+            return flag
+        t = torch.tensor(float(flag), device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item())
+
+    def _grads_finite(self, opt) -> bool:
+        """The gradients of `opt`'s parameters are finite (False when their norm overflows);
+        not read under fp16 AMP, whose grad scaler skips such steps itself."""
+        trainer = self._trainer
+        if trainer is not None and getattr(trainer.precision_plugin, "scaler", None) is not None:
+            return True
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        return not grads or bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
+
+    def where(self) -> str:
+        """The current step, for messages."""
+        trainer = self._trainer
+        text = f"after {self.g_steps} generator steps"
+        if trainer is not None:
+            text += (f" (Lightning global step {trainer.global_step}, epoch "
+                     f"{trainer.current_epoch})")
+        return text
+
+    def nonfinite_error(self, what: str, terms: dict[str, Tensor | float]) -> NonFiniteError:
+        """The error that stops a run, naming the step and the non-finite terms."""
+        values = {k: float(v.detach()) if isinstance(v, Tensor) else float(v)
+                  for k, v in terms.items()}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        shown = ", ".join(f"{k}={v}" for k, v in bad.items()) or what
+        return NonFiniteError(
+            f"non-finite {what} {self.where()}: {shown}. Stopped; the last finite checkpoint "
+            "is kept. Lower the learning rate or clip gradients (trainer.gradient_clip_val), "
+            "or set run.on_nonfinite=skip_step to drop such steps")
+
+    def nonfinite_parameters(self) -> list[str]:
+        """Names of the parameters and float buffers holding a non-finite value (one sync)."""
+        named = [(n, t) for n, t in (*self.named_parameters(), *self.named_buffers())
+                 if t.is_floating_point() and t.numel()]
+        if not named:
+            return []
+        flags = finite_flags([t.detach() for _, t in named]).cpu()
+        return [n for (n, _), ok in zip(named, flags.tolist()) if not ok]
+
+    def check_finite_parameters(self) -> None:
+        """Stop on a non-finite parameter or buffer (DDP keeps them equal on every rank, so
+        every rank decides alike without a collective)."""
+        bad = self.nonfinite_parameters()
+        if bad:
+            raise self.nonfinite_error("parameters", {n: math.nan for n in bad[:5]})
+
+    def check_finite_state(self) -> None:
+        """Stop on a non-finite parameter or epoch sum (one host sync; a collective under
+        DDP for the sums, which differ between ranks)."""
+        self.check_finite_parameters()
+        ok = self._train_logs.all_finite()
+        if self._on_any_rank(ok is not None and not bool(ok)):
+            raise self.epoch_sums_error()
+
+    def epoch_sums_error(self) -> NonFiniteError:
+        sums = {f"{k} (epoch sum)": v for k, v in self._train_logs.sums.items()}
+        return self.nonfinite_error("epoch sums of the logged terms", host_scalars(sums))
 
     def alternate(self, phases: Sequence[Phase], prog_bar=()) -> None:
         """One training batch of a model with a discriminator: the D phases on every batch,
@@ -384,7 +510,7 @@ class GenerativeModule(L.LightningModule):
                 continue
             with self.toggled_optimizer(phase.optimizer):
                 out = phase.loss()
-                self.step_optimizer(phase.optimizer, out.loss)
+                self.step_optimizer(phase.optimizer, out.loss, phase.name, out.logs)
             if phase.after is not None:
                 phase.after(out)
             logs.update(out.logs)
@@ -394,9 +520,12 @@ class GenerativeModule(L.LightningModule):
         self.log_step(logs, prog_bar)
 
     def log_step(self, logs: dict[str, Tensor | float], prog_bar=()) -> None:
-        """Log a training batch's terms and the generator step counter."""
+        """Log a training batch's terms and the generator step counter (and the count of
+        dropped steps with run.on_nonfinite=skip_step)."""
         self.log_terms(logs, prog_bar=prog_bar)
         self.log_step_counter("g_step", self.g_steps)
+        if self.skip_nonfinite:
+            self.log_step_counter("skipped_steps", self.skipped_steps)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.hparams.gradient_clip_val:
@@ -415,9 +544,21 @@ class GenerativeModule(L.LightningModule):
                 self.log(f"{prefix}/{k}", v.detach() if isinstance(v, Tensor) else v,
                          on_step=False, on_epoch=True, prog_bar=k in prog_bar, sync_dist=True)
             return
+        if self._skipped_in_batch:  # a dropped step's terms are not finite: not logged
+            self._skipped_in_batch = False
+            return
         self._train_logs.add(logs, prog_bar)
         if self.is_log_step():
-            for k, v in host_scalars(logs).items():
+            # the epoch sums' finiteness comes along in the one transfer of the step values
+            sums_ok = self._train_logs.all_finite()
+            values = host_scalars({**logs, **({_SUMS_FINITE: sums_ok} if sums_ok is not None else {})})
+            sums_bad = not bool(values.pop(_SUMS_FINITE, 1.0))
+            values_bad = not all(math.isfinite(float(v)) for v in values.values())
+            if self._on_any_rank(sums_bad or values_bad):
+                if sums_bad and not values_bad:  # finite now, but not on every step since
+                    raise self.epoch_sums_error()
+                raise self.nonfinite_error("logged terms", values)
+            for k, v in values.items():
                 self._step_logs[f"train/{k}_step"] = v
                 if k in prog_bar:
                     self.step_prog_bar.add(f"train/{k}_step")
@@ -441,6 +582,9 @@ class GenerativeModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.write_step_logs()
+        # the epoch's last batch: before validation, sample grids, metrics and checkpoints
+        if self._trainer is not None and batch_idx + 1 == self._trainer.num_training_batches:
+            self.check_finite_state()
 
     def write_step_logs(self) -> None:
         """Hand this step's `train/<k>_step` values (host tensors) to the loggers, at the step
@@ -486,6 +630,8 @@ class GenerativeModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         for k, (v, prog_bar) in self._train_logs.means().items():
             self.log(f"train/{k}_epoch", v, on_step=False, on_epoch=True, prog_bar=prog_bar)
+        if self.skip_nonfinite:
+            self.log("train/skipped_steps", float(self.skipped_steps), on_step=False, on_epoch=True)
         self._train_logs.reset()
         schedulers = self.lr_schedulers()
         if schedulers is None:
@@ -494,17 +640,22 @@ class GenerativeModule(L.LightningModule):
             s.step()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # never replace a finite checkpoint with a non-finite one (Lightning writes the file
+        # after this hook)
+        self.check_finite_parameters()
         from lit_gen import __version__
 
         # the registry entry (`model.name`) rebuilds the model with the hyper-parameters
         checkpoint["lit_gen"] = {"model": registry_name(type(self)), "version": __version__,
                                  "g_steps": self.g_steps, "d_steps": self.d_steps,
+                                 "skipped_steps": self.skipped_steps,
                                  "run_config": self.run_config}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("lit_gen", {})
         self.g_steps = int(state.get("g_steps", 0))
         self.d_steps = int(state.get("d_steps", 0))
+        self.skipped_steps = int(state.get("skipped_steps", 0))
 
     @classmethod
     def hparam_names(cls) -> set[str]:

@@ -207,7 +207,7 @@ class VAE(AutoEncoderModule):
         if self.hparams.learn_std:
             logs["decoder_std"] = self.log_std.detach().exp()
         logs["loss"] = loss
-        self.step_optimizer(self.optimizers(), loss)
+        self.step_optimizer(self.optimizers(), loss, "loss", logs)
         self.after_generator_step()
         self.log_step(logs, prog_bar=("elbo", "kl"))
 

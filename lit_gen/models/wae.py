@@ -77,7 +77,7 @@ class WAE(AutoEncoderModule):
     def training_step(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         out = self.autoencoder_loss(x, y)
-        self.step_optimizer(self.optimizers(), out.loss)
+        self.step_optimizer(self.optimizers(), out.loss, "loss", out.logs)
         self.after_generator_step()
         self.log_step(out.logs, prog_bar=("recon",))
 
