@@ -208,7 +208,7 @@ class GenerativeModule(L.LightningModule):
         on_nonfinite: `run.on_nonfinite`: "stop" raises NonFiniteError (exit 3) on a
             non-finite loss, parameter or epoch sum, "skip_step" also drops an optimizer step
             whose loss or gradient is not finite and counts it (`skipped_steps`). See
-            `step_optimizer` and docs/training.md for where each is checked.
+            `step_optimizer` and docs/models.md for where each is checked.
     """
 
     #: the nets a model builds from the config (validated before a run starts)
