@@ -1,7 +1,8 @@
-"""The typed config schema, loading (defaults <- yaml files <- overrides) and validation.
+"""The typed config schema and its loading (defaults <- yaml files <- overrides).
 
-Everything a run does is decided here, before any work starts: an unknown key, a wrong type
-or an unknown registry name is a ConfigError naming the key and the valid choices.
+A leaf module: it knows the schema, not the registries. An unknown key or a wrong type is a
+ConfigError naming the key and the valid choices; `lit_gen.validation` checks the rest
+(registry names, net and model arguments, cross-section rules) before any work starts.
 """
 
 from __future__ import annotations
@@ -269,8 +270,9 @@ def _read_with_defaults(path: Path, seen: tuple[Path, ...]) -> list[tuple[str, D
     return out
 
 
-def load(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = ()) -> DictConfig:
-    """Defaults <- each yaml file in order <- dotlist overrides, then validation."""
+def compose(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = ()) -> DictConfig:
+    """Defaults <- each yaml file in order <- dotlist overrides, checked against the schema
+    (keys and types). `lit_gen.validation.load` adds the checks that need the registries."""
     cfg = OmegaConf.structured(Config)
     for path in config_files:
         for source, file_cfg in _read_with_defaults(Path(path), ()):
@@ -295,47 +297,7 @@ def load(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = 
         raise ConfigError(f"invalid override in '{' '.join(dotlist)}': {err}") from None
     if cfg.experiment is None:
         cfg.experiment = Path(config_files[-1]).stem if config_files else "default"
-    validate(cfg)
     return cfg
-
-
-def validate(cfg: DictConfig) -> None:
-    """Check everything the schema cannot: registry names, net and model arguments, ranges."""
-    from lit_gen.data import DATASETS
-    from lit_gen.models import MODELS, validate_model_config
-
-    DATASETS.get(cfg.data.name, "data.name")
-    MODELS.get(cfg.model.name, "model.name")
-    positive = {
-        "data.batch_size": cfg.data.batch_size,
-        "model.latent_dim": cfg.model.latent_dim,
-        "model.n_critic": cfg.model.n_critic,
-        "run.n_grid": cfg.run.n_grid,
-        "run.sample_every_n_epochs": cfg.run.sample_every_n_epochs,
-        "metrics.num_samples": cfg.metrics.num_samples,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
-    if not 0.0 <= cfg.data.val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
-    if cfg.run.monitor_mode not in ("min", "max"):
-        raise ConfigError(f"run.monitor_mode must be 'min' or 'max', got '{cfg.run.monitor_mode}'")
-    if cfg.run.monitor and cfg.run.monitor.startswith("train/") and cfg.run.monitor.endswith("_step"):
-        raise ConfigError(f"run.monitor={cfg.run.monitor}: a single training step's value is not "
-                          f"monitored; use {cfg.run.monitor.removesuffix('_step')}_epoch "
-                          "(the epoch mean) or a val/ or sample metric")
-    if cfg.data.image_size is not None and cfg.data.image_size < 4:
-        raise ConfigError(f"data.image_size must be >= 4, got {cfg.data.image_size}")
-    if cfg.data.channels not in (None, 1, 3):
-        raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
-    validate_model_config(cfg.model)
-    from lit_gen.fast_paths import validate_fast_paths
-
-    validate_fast_paths(cfg)
-    from lit_gen.metrics import validate_metrics_config
-
-    validate_metrics_config(cfg)
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

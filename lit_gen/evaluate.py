@@ -18,7 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+from lit_gen.config import normalize_overrides
+from lit_gen.data import DATASETS, build_datamodule
 from lit_gen.errors import ConfigError, DataError, cli_main
+from lit_gen.io import atomic_write_text, jsonable
+from lit_gen.metrics.evaluator import Evaluator
+from lit_gen.metrics.likelihood import supports_likelihood
+from lit_gen.run.checkpoint import load_model, stored_config
+from lit_gen.validation import validate_metrics_config
 
 
 def parse_args(argv):
@@ -42,11 +49,6 @@ def evaluation_config(ckpt: str, args, overrides: list[str], model):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from lit_gen.checkpoint import stored_config
-    from lit_gen.config import normalize_overrides
-    from lit_gen.data import DATASETS
-    from lit_gen.metrics import validate_metrics_config
-    from lit_gen.metrics.likelihood import supports_likelihood
 
     cfg = stored_config(ckpt)
     dotlist = normalize_overrides(overrides)
@@ -98,10 +100,6 @@ def load_samples(path: str, shape: tuple[int, ...]):
 def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_args(argv)
 
-    from lit_gen.checkpoint import load_model
-    from lit_gen.data import build_datamodule
-    from lit_gen.metrics.evaluator import Evaluator
-    from lit_gen.run_dir import _jsonable
 
     start = time.time()
     model = load_model(args.ckpt, args.device)
@@ -120,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                     ema=model.generator_ema is not None,
                     samples=str(args.samples) if args.samples else None,
                     seed=args.seed if args.samples is None else None)
-    text = json.dumps(_jsonable({**values, "protocol": protocol}), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(jsonable({**values, "protocol": protocol}), indent=2, sort_keys=True) + "\n"
     if args.out:
-        from lit_gen.run_dir import atomic_write_text
 
         atomic_write_text(Path(args.out), text)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -11,7 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from lit_gen.callbacks import save_grid
 from lit_gen.errors import ConfigError, cli_main
+from lit_gen.models.base import Grid
+from lit_gen.run.checkpoint import load_model
 
 
 def parse_labels(text: str | None, per_class: int | None, num_classes: int, n: int | None):
@@ -68,9 +71,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from lit_gen.callbacks import save_grid
-    from lit_gen.checkpoint import load_model
-    from lit_gen.models.base import Grid
 
     outs = [Path(o) for o in args.out]
     for o in outs:

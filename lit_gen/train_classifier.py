@@ -17,7 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from lit_gen import config, validation
+from lit_gen.config import to_container
+from lit_gen.data import build_datamodule
 from lit_gen.errors import ConfigError, DataError, cli_main
+from lit_gen.nets.classifier import DomainClassifier, save_classifier
 
 
 def parse_args(argv):
@@ -67,8 +71,6 @@ def train(cfg, args) -> dict:
     report test accuracy (val accuracy when the data has no test split)."""
     import torch
 
-    from lit_gen.data import build_datamodule
-    from lit_gen.nets.classifier import DomainClassifier
 
     torch.manual_seed(args.seed)
     dm = build_datamodule(cfg.data, seed=cfg.seed)
@@ -117,9 +119,6 @@ def train(cfg, args) -> dict:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    from lit_gen import config
-    from lit_gen.config import to_container
-    from lit_gen.nets.classifier import save_classifier
 
     args, overrides = parse_args(argv)
     if args.epochs <= 0 or args.batch_size <= 0:
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [o for o in config.normalize_overrides(overrides) if not o.startswith("data.")]
     if bad:
         raise ConfigError(f"only data.* overrides apply here, got '{bad[0]}'")
-    cfg = config.load(args.config, [f"data.name={args.data}", *overrides, f"seed={args.seed}"])
+    cfg = validation.load(args.config, [f"data.name={args.data}", *overrides, f"seed={args.seed}"])
     start = time.time()
     result = train(cfg, args)
     size = result["shape"][-1]

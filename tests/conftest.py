@@ -37,10 +37,10 @@ def tiny_overrides(run_dir: Path, epochs: int = 1) -> list[str]:
 
 def fit(config_files, overrides):
     """Run `lit_gen.fit` in this process (fast: no interpreter start-up); returns the run dir."""
-    from lit_gen import config
     from lit_gen import fit as fit_mod
+    from lit_gen import validation
 
-    cfg = config.load([str(c) for c in config_files], list(overrides))
+    cfg = validation.load([str(c) for c in config_files], list(overrides))
     return fit_mod.run(cfg)
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, run_cli
 from omegaconf import OmegaConf
 
-from lit_gen import config
+from lit_gen import config, validation
 from lit_gen.errors import ConfigError
+from tests.conftest import ROOT, run_cli
 
 QUICK = ROOT / "conf" / "experiment" / "dcgan_digits.yaml"
 
 
 def test_defaults_and_experiment_name():
-    cfg = config.load([QUICK])
+    cfg = validation.load([QUICK])
     assert cfg.experiment == "dcgan_digits"
     assert cfg.data.name == "digits" and cfg.data.image_size == 16
     assert cfg.model.generator["name"] == "dcgan"
@@ -24,7 +24,7 @@ def test_defaults_and_experiment_name():
 
 @pytest.mark.parametrize("form", ["{k}={v}", "--{k}={v}"])
 def test_override_forms(form):
-    cfg = config.load([QUICK], [form.format(k="model.g_optim.lr", v="0.005"),
+    cfg = validation.load([QUICK], [form.format(k="model.g_optim.lr", v="0.005"),
                                 form.format(k="trainer.devices", v="2")])
     assert cfg.model.g_optim.lr == pytest.approx(0.005)
     assert cfg.trainer.devices == 2
@@ -35,7 +35,7 @@ def test_several_configs_merge_left_to_right(tmp_path):
     b = tmp_path / "b.yaml"
     a.write_text("seed: 3\ndata: {name: ring2d, batch_size: 7}\n")
     b.write_text("data: {batch_size: 9}\n")
-    cfg = config.load([a, b], ["seed=5"])
+    cfg = validation.load([a, b], ["seed=5"])
     assert (cfg.seed, cfg.data.name, cfg.data.batch_size) == (5, "ring2d", 9)
     assert cfg.experiment == "b"
 
@@ -45,7 +45,7 @@ def test_defaults_list_and_renamed_net_replaced(tmp_path):
     base.write_text("model: {generator: {name: dcgan, base_channels: 8}}\n")
     top = tmp_path / "top.yaml"
     top.write_text("defaults: [base.yaml]\nmodel: {generator: {name: mlp, hidden: [4]}}\n")
-    cfg = config.load([top])
+    cfg = validation.load([top])
     assert OmegaConf.to_container(cfg.model.generator) == {"name": "mlp", "hidden": [4]}
 
 
@@ -66,7 +66,7 @@ def test_defaults_list_and_renamed_net_replaced(tmp_path):
 ])
 def test_bad_config_names_the_key(override, words):
     with pytest.raises(ConfigError) as info:
-        config.load([QUICK], override)
+        validation.load([QUICK], override)
     msg = str(info.value)
     for w in words:
         assert w in msg
@@ -75,7 +75,7 @@ def test_bad_config_names_the_key(override, words):
 
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="not found"):
-        config.load(["conf/experiment/does_not_exist.yaml"])
+        validation.load(["conf/experiment/does_not_exist.yaml"])
 
 
 def test_cli_bad_key_exit_2_no_traceback_nothing_written(tmp_path):
@@ -115,11 +115,11 @@ def test_conf_defaults_yaml_matches_schema():
 
 
 def test_override_indexes_into_lists():
-    cfg = config.load([ROOT / "conf" / "experiment" / "wgan_gp_digits.yaml"],
+    cfg = validation.load([ROOT / "conf" / "experiment" / "wgan_gp_digits.yaml"],
                       ["model.penalties.0.weight=5", "model.g_optim.betas.1=0.95"])
     assert cfg.model.penalties[0]["weight"] == 5
     assert cfg.model.penalties[0]["name"] == "gp"
     assert list(cfg.model.g_optim.betas) == pytest.approx([0.0, 0.95])
     with pytest.raises(ConfigError, match=r"model.penalties\[3\]"):
-        config.load([ROOT / "conf" / "experiment" / "wgan_gp_digits.yaml"],
+        validation.load([ROOT / "conf" / "experiment" / "wgan_gp_digits.yaml"],
                     ["model.penalties.3.weight=5"])

@@ -6,9 +6,9 @@ import csv
 import json
 
 import pytest
-from conftest import fit, tiny_overrides
 
-from lit_gen.run_dir import read_metrics
+from lit_gen.run.dir import read_metrics
+from tests.conftest import fit, tiny_overrides
 
 QUICKSTART = "conf/experiment/quickstart.yaml"
 RING = "conf/experiment/gan_ring2d.yaml"

@@ -9,18 +9,18 @@ import math
 
 import pytest
 import torch
-from conftest import EXPERIMENTS, fit, tiny_overrides
 from omegaconf import OmegaConf
 
-from lit_gen.checkpoint import load_model
+from lit_gen.run.checkpoint import load_model
+from tests.conftest import EXPERIMENTS, fit, tiny_overrides
 
 NEEDS_DOWNLOAD = {"fashion_mnist", "cifar10", "image_folder"}
 
 
 def data_overrides(exp, request) -> list[str]:
-    from lit_gen import config
+    from lit_gen import validation
 
-    cfg = config.load([exp], ["metrics.names=[]"])  # (a missing classifier fails validation)
+    cfg = validation.load([exp], ["metrics.names=[]"])  # (a missing classifier fails validation)
     name = cfg.data.name
     if cfg.metrics.classifier_ckpt and cfg.metrics.feature_extractor == "classifier":
         # the experiment names a classifier a user trains once; tests train their own

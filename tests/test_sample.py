@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ROOT, fit, run_cli, tiny_overrides
+
+from tests.conftest import ROOT, fit, run_cli, tiny_overrides
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lit_gen import config
+from lit_gen import validation
 from lit_gen.data import build_datamodule
 from lit_gen.nets.classifier import DomainClassifier, load_classifier, read_classifier
 
@@ -16,7 +16,7 @@ def test_digits_classifier_accuracy_and_file(digits_classifier):
     assert ckpt["data"]["name"] == "digits" and ckpt["in_shape"] == [1, 8, 8]
     # recompute the test accuracy independently from the saved file
     net = load_classifier(digits_classifier)
-    x, y = build_datamodule(config.load([], ["data.name=digits"]).data).split("test")
+    x, y = build_datamodule(validation.load([], ["data.name=digits"]).data).split("test")
     with torch.no_grad():
         acc = int((net(x).argmax(1) == y).sum()) / len(y)
     assert acc == pytest.approx(ckpt["test_accuracy"], abs=1e-9)
@@ -32,7 +32,7 @@ def test_extractor_takes_uint8_rgb_and_resizes(digits_classifier):
                                      feature_extractor_weights_path=str(digits_classifier))
     stored = read_classifier(digits_classifier)["test_accuracy"]
     for size, floor in ((8, stored - 0.01), (16, 0.6)):
-        data = config.load([], ["data.name=digits", f"data.image_size={size}"]).data
+        data = validation.load([], ["data.name=digits", f"data.image_size={size}"]).data
         x, y = build_datamodule(data).split("test")
         with torch.no_grad():
             feats, logits = ext(to_uint8_rgb(x))

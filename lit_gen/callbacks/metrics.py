@@ -6,7 +6,8 @@ from pathlib import Path
 
 import lightning as L
 
-from lit_gen.run_dir import update_metrics
+from lit_gen.metrics.evaluator import Evaluator
+from lit_gen.run.dir import update_metrics
 
 
 class SampleMetrics(L.Callback):
@@ -33,7 +34,6 @@ class SampleMetrics(L.Callback):
         self._last: dict | None = None  # its values and protocol
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        from lit_gen.metrics.evaluator import Evaluator
 
         if stage != "fit":
             return

@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from lit_gen.run_dir import update_metrics
+from lit_gen.run.dir import update_metrics
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:

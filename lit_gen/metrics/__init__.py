@@ -6,12 +6,10 @@
 - likelihood (ELBO, IWAE) for models that define them (`lit_gen.metrics.likelihood`);
 - one evaluation procedure for training and `lit_gen.evaluate` (`lit_gen.metrics.evaluator`).
 
-This module stays light (no torch-fidelity import): config validation imports it.
+This module stays light (no torch-fidelity import): `lit_gen.validation` imports it.
 """
 
 from __future__ import annotations
-
-from lit_gen.errors import ConfigError
 
 IMAGE_METRICS = ("isc", "fid", "kid", "prc")
 METRIC_NAMES = (*IMAGE_METRICS, "toy", "likelihood")
@@ -36,61 +34,4 @@ def metric_of_key(key: str | None) -> str | None:
     return None
 
 
-def validate_metrics_config(cfg) -> None:
-    """Everything about `metrics` that can be checked before a run starts, including the
-    feature extractor's weights (offline without Inception weights fails here)."""
-    from lit_gen.data import DATASETS
-    from lit_gen.metrics.extractors import FEATURE_EXTRACTORS
-    from lit_gen.metrics.likelihood import supports_likelihood
-    from lit_gen.models import MODELS
-
-    m = cfg.metrics
-    for name in m.names:
-        if name not in METRIC_NAMES:
-            raise ConfigError(f"metrics.names: unknown metric '{name}'. "
-                              f"Valid metrics: {', '.join(METRIC_NAMES)}")
-    if len(set(m.names)) != len(m.names):
-        raise ConfigError(f"metrics.names lists a metric twice: {list(m.names)}")
-    for key in ("real_split", "likelihood_split"):
-        if m[key] not in SPLITS:
-            raise ConfigError(f"metrics.{key} must be train, val or test, got '{m[key]}'")
-    positive = ("num_samples", "batch_size", "isc_splits", "kid_subsets", "kid_subset_size",
-                "prc_neighborhood", "toy_samples", "iwae_k", "likelihood_batch_size")
-    for key in positive:
-        if m[key] <= 0:
-            raise ConfigError(f"metrics.{key} must be positive, got {m[key]}")
-    for key in ("every_n_epochs", "likelihood_limit"):
-        if m[key] is not None and m[key] <= 0:
-            raise ConfigError(f"metrics.{key} must be positive or null, got {m[key]}")
-    if "isc" in m.names and m.num_samples < m.isc_splits:
-        raise ConfigError(f"metrics.num_samples ({m.num_samples}) must be at least "
-                          f"metrics.isc_splits ({m.isc_splits})")
-
-    kind = getattr(DATASETS.get(cfg.data.name, "data.name"), "kind", "image")
-    image = [n for n in m.names if n in IMAGE_METRICS]
-    if image and kind != "image":
-        raise ConfigError(f"metrics.names: {', '.join(image)} need image data; data "
-                          f"'{cfg.data.name}' is {kind} data (use metrics.names=[toy])")
-    if "toy" in m.names and kind != "toy":
-        raise ConfigError(f"metrics.names: 'toy' needs a 2D toy dataset (ring2d, grid2d), "
-                          f"not '{cfg.data.name}'")
-    if "likelihood" in m.names:
-        model_cls = MODELS.get(cfg.model.name, "model.name")
-        if not supports_likelihood(model_cls):
-            raise ConfigError(f"metrics.names: 'likelihood' needs a model with elbo() and "
-                              f"iwae_log_likelihood() (the VAE family); '{cfg.model.name}' has none")
-    if image:
-        FEATURE_EXTRACTORS.get(m.feature_extractor, "metrics.feature_extractor").check(m)
-
-    monitored = metric_of_key(cfg.run.monitor)
-    if monitored is not None:
-        if monitored not in m.names:
-            raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.names to include "
-                              f"'{monitored}'")
-        if m.every_n_epochs is None:
-            raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.every_n_epochs "
-                              "(the epochs at which it is computed and the best checkpoint kept)")
-
-
-__all__ = ["IMAGE_METRICS", "METRIC_KEYS", "METRIC_NAMES", "metric_of_key",
-           "validate_metrics_config"]
+__all__ = ["IMAGE_METRICS", "METRIC_KEYS", "METRIC_NAMES", "SPLITS", "metric_of_key"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lit_gen.errors import ConfigError
+from lit_gen.nets.classifier import read_classifier
 from lit_gen.registry import Registry
 
 # torch-fidelity 0.4's URL and file name for the TF-ported Inception-v3 weights
@@ -141,7 +142,6 @@ class ClassifierExtractor:
                               "with `python -m lit_gen.train_classifier --data NAME --out PATH`")
 
     def prepare(self, m) -> PreparedExtractor:
-        from lit_gen.nets.classifier import read_classifier
 
         self.check(m)
         ckpt = read_classifier(m.classifier_ckpt)

@@ -23,6 +23,7 @@ from lit_gen.data.base import resize_images
 from lit_gen.errors import DataError
 from lit_gen.metrics import IMAGE_METRICS
 from lit_gen.metrics.extractors import ClassifierExtractor, PreparedExtractor
+from lit_gen.nets.classifier import load_classifier
 
 Tensor = torch.Tensor
 
@@ -74,7 +75,6 @@ class ClassifierFeatureExtractor(FeatureExtractorBase):
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
-        from lit_gen.nets.classifier import load_classifier
 
         if feature_extractor_weights_path is None:
             raise ValueError("the lit_gen classifier extractor needs feature_extractor_weights_path")

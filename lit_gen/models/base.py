@@ -11,7 +11,14 @@ import lightning as L
 import torch
 from torch import nn
 
+from lit_gen import __version__
 from lit_gen.errors import ConfigError, NonFiniteError
+from lit_gen.models.optim import (
+    apply_fast_paths,
+    build_optimizer,
+    build_scheduler,
+    default_optim,
+)
 from lit_gen.nets.layers import eval_mode
 from lit_gen.registry import Registry, check_kwargs
 
@@ -52,42 +59,6 @@ class Phase(NamedTuple):
     loss: Callable[[], LossOutput]
     name: str
     after: Callable[[LossOutput], None] | None = None
-
-
-OPTIMIZERS: Registry = Registry("optimizer")
-OPTIMIZERS.add("adam", torch.optim.Adam)
-OPTIMIZERS.add("adamw", torch.optim.AdamW)
-OPTIMIZERS.add("rmsprop", torch.optim.RMSprop)
-OPTIMIZERS.add("sgd", torch.optim.SGD)
-
-SCHEDULERS: Registry = Registry("scheduler")
-SCHEDULERS.add("cosine", lambda opt, epochs, **kw: torch.optim.lr_scheduler.CosineAnnealingLR(
-    opt, T_max=kw.pop("T_max", epochs), **kw))
-SCHEDULERS.add("linear", lambda opt, epochs, **kw: torch.optim.lr_scheduler.LinearLR(
-    opt, start_factor=kw.pop("start_factor", 1.0), end_factor=kw.pop("end_factor", 0.0),
-    total_iters=kw.pop("total_iters", epochs), **kw))
-SCHEDULERS.add("step", lambda opt, epochs, **kw: torch.optim.lr_scheduler.StepLR(
-    opt, step_size=kw.pop("step_size", max(epochs // 3, 1)), **kw))
-SCHEDULERS.add("exponential", lambda opt, epochs, **kw: torch.optim.lr_scheduler.ExponentialLR(
-    opt, gamma=kw.pop("gamma", 0.99), **kw))
-
-
-IMPLEMENTATION_FLAGS = ("foreach", "fused")  # OptimConfig fields picking torch's kernels
-
-
-def check_optimizer_config(cfg: dict[str, Any], key: str) -> None:
-    """Fail before a run on an unknown optimizer or an implementation flag it lacks."""
-    import inspect
-
-    cls = OPTIMIZERS.get(cfg["name"], f"{key}.name")
-    if cfg.get("foreach") and cfg.get("fused"):
-        raise ConfigError(f"{key}: foreach and fused cannot both be true; pick one "
-                          "(fused is one kernel per step, foreach one kernel per op)")
-    accepted = inspect.signature(cls.__init__).parameters
-    for flag in IMPLEMENTATION_FLAGS:
-        if cfg.get(flag) is not None and flag not in accepted:
-            raise ConfigError(f"{key}.{flag}: optimizer '{cfg['name']}' has no {flag} "
-                              f"implementation; set {key}.{flag}=null")
 
 
 def host_scalars(values: dict[str, Tensor | float]) -> dict[str, Tensor]:
@@ -159,37 +130,6 @@ def cpu_loss_is_finite(loss: Tensor) -> bool:
     for a loss on an accelerator, which is not read here (the logging steps check it).
     (tests/test_no_sync.py exempts this one read by name.)"""
     return loss.device.type != "cpu" or bool(torch.isfinite(loss))
-
-
-def build_optimizer(params, cfg: dict[str, Any], key: str) -> torch.optim.Optimizer:
-    check_optimizer_config(cfg, key)
-    cls = OPTIMIZERS.get(cfg["name"], f"{key}.name")
-    kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
-    if cls in (torch.optim.Adam, torch.optim.AdamW):
-        kwargs["betas"] = tuple(cfg["betas"])
-    else:
-        kwargs["momentum"] = cfg["momentum"]
-    # None leaves torch's choice (foreach for CUDA tensors, the per-tensor loop on CPU)
-    kwargs.update({f: cfg[f] for f in IMPLEMENTATION_FLAGS if cfg.get(f) is not None})
-    return cls(params, **kwargs)
-
-
-def build_scheduler(opt, cfg: dict[str, Any], max_epochs: int | None, key: str):
-    if cfg.get("scheduler") is None:
-        return None
-    fn = SCHEDULERS.get(cfg["scheduler"], f"{key}.scheduler")
-    try:
-        return fn(opt, max_epochs or 100, **dict(cfg.get("scheduler_args") or {}))
-    except TypeError as err:
-        raise ConfigError(f"{key}.scheduler_args: {err}") from None
-
-
-def default_optim(**overrides) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from lit_gen.config import OptimConfig
-
-    return {**asdict(OptimConfig()), **overrides}
 
 
 class GenerativeModule(L.LightningModule):
@@ -374,7 +314,6 @@ class GenerativeModule(L.LightningModule):
     # --- fast paths (model.compile, model.channels_last) --------------------------------
     def configure_model(self) -> None:
         """Called by the Trainer before training (idempotent): channels_last and compile."""
-        from lit_gen.fast_paths import apply_fast_paths
 
         apply_fast_paths(self, [getattr(self, n, None) for n in self.uses_nets],
                          compile=self.hparams.compile, channels_last=self.hparams.channels_last)
@@ -643,7 +582,6 @@ class GenerativeModule(L.LightningModule):
         # never replace a finite checkpoint with a non-finite one (Lightning writes the file
         # after this hook)
         self.check_finite_parameters()
-        from lit_gen import __version__
 
         # the registry entry (`model.name`) rebuilds the model with the hyper-parameters
         checkpoint["lit_gen"] = {"model": registry_name(type(self)), "version": __version__,

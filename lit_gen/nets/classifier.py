@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lit_gen.errors import CheckpointError, ConfigError
+from lit_gen.io import torch_load
 from lit_gen.registry import Registry
 
 CLASSIFIER_FORMAT = "lit_gen.classifier/1"
@@ -91,7 +92,6 @@ def save_classifier(path: str | Path, net: nn.Module, name: str, kwargs: dict, *
 
 def read_classifier(path: str | Path) -> dict[str, Any]:
     """The classifier file's dict, or a CheckpointError saying why it cannot be used."""
-    from lit_gen.checkpoint import torch_load
 
     p = Path(path)
     ckpt = torch_load(p, "classifier file",

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
+from lit_gen.errors import ConfigError
 from lit_gen.registry import Registry
 
 ACTIVATIONS: Registry = Registry("activation")
@@ -26,7 +27,6 @@ NORMS = ("none", "batch", "layer", "instance", "spectral")
 
 
 def check_norm(norm: str, key: str = "norm") -> None:
-    from lit_gen.errors import ConfigError
 
     if norm not in NORMS:
         raise ConfigError(f"{key}: unknown norm '{norm}'. Valid norms: {', '.join(NORMS)}")

@@ -11,13 +11,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_BATCHES, fit, tiny_overrides
 from omegaconf import OmegaConf
 
-from lit_gen.checkpoint import load_model, read_checkpoint, stored_config
 from lit_gen.errors import CheckpointError
 from lit_gen.metrics.likelihood import supports_likelihood
 from lit_gen.models import MODELS
+from lit_gen.run.checkpoint import load_model, read_checkpoint, stored_config
+from tests.conftest import TINY_BATCHES, fit, tiny_overrides
 
 
 def alternates(cls) -> bool:

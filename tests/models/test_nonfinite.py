@@ -10,12 +10,12 @@ import math
 
 import pytest
 import torch
-from conftest import ROOT, TINY_BATCHES, fit, tiny_overrides
 
 from lit_gen import fit as fit_mod
-from lit_gen.checkpoint import read_checkpoint
 from lit_gen.errors import NonFiniteError
 from lit_gen.models import build_model
+from lit_gen.run.checkpoint import read_checkpoint
+from tests.conftest import ROOT, TINY_BATCHES, fit, tiny_overrides
 
 RING = ROOT / "conf" / "experiment" / "gan_ring2d.yaml"
 WGAN_GP = ROOT / "conf" / "experiment" / "wgan_gp_ring2d.yaml"
@@ -65,11 +65,11 @@ def test_an_infinite_penalty_weight_names_the_term(tmp_path, capsys):
 def test_skip_step_drops_and_counts_the_non_finite_steps(tmp_path):
     """An infinite gradient penalty makes every D step non-finite: all 2 x 6 D steps are
     dropped (D keeps its initial weights), every G step is taken, the run finishes."""
-    from lit_gen import config
+    from lit_gen import validation
     from lit_gen.data import build_datamodule
 
     over = tiny_overrides(tmp_path / "r", epochs=2) + INF_GP + ["run.on_nonfinite=skip_step"]
-    cfg = config.load([WGAN_GP], over)
+    cfg = validation.load([WGAN_GP], over)
     torch.manual_seed(cfg.seed)  # fit's seed_everything: the same initial weights
     import lightning as L
 
@@ -96,9 +96,9 @@ def test_skip_step_drops_and_counts_the_non_finite_steps(tmp_path):
 
 
 def ring_model(*overrides):
-    from lit_gen import config
+    from lit_gen import validation
 
-    cfg = config.load([RING], list(overrides))
+    cfg = validation.load([RING], list(overrides))
     return build_model(cfg, {"name": "ring2d", "kind": "toy", "shape": [2], "num_classes": 8})
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from lit_gen.bench import main
+
+sys.exit(main())

@@ -1,0 +1,192 @@
+"""Finished (and unfinished) runs as plain records, from local run dirs or a W&B sweep.
+
+A local run dir follows the run-dir contract (config.yaml, metrics.json, done.json when
+training ended normally, environment.json). A sweep root made by `lit_gen.sweep` also holds
+sweep.json, whose planned runs without a run dir are reported as "not started".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lit_gen.config import to_container
+from lit_gen.errors import ConfigError, LitGenError
+from lit_gen.run.cli import config_from_argv
+from lit_gen.run.dir import CONFIG_FILE, DONE_FILE, ENVIRONMENT_FILE, METRICS_FILE
+from lit_gen.sweep.file import STATE_FILE, SweepFile
+
+FINISHED, FAILED, NOT_STARTED = "finished", "failed", "not started"
+WANDB_SWEEP = re.compile(r"^[\w.-]+/[\w.-]+/[\w]+$")  # entity/project/sweep_id
+
+
+@dataclass
+class RunRecord:
+    """One run as the bench sees it.
+
+    Args:
+        name: the run dir relative to the given root (or the W&B run name).
+        config: the resolved config (nested dicts).
+        metrics: metrics.json (name -> number, plus objects such as `protocol`).
+        status: finished | failed (no done marker: crashed, interrupted or still running) |
+            not started (planned in sweep.json, no run dir).
+        environment: environment.json (library versions, device, git commit), if recorded.
+        done: done.json (epoch, g_step, wall_seconds), if finished.
+    """
+
+    name: str
+    config: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    status: str = FINISHED
+    environment: dict[str, Any] | None = None
+    done: dict[str, Any] | None = None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # a half-written file of a crashed run: treated as absent
+    return data if isinstance(data, dict) else None
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict) or not {"model", "data", "trainer"} <= data.keys():
+        return None  # not a lit_gen run config (e.g. wandb's own files/config.yaml)
+    return data
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every directory under `root` (or `root` itself) holding a lit_gen config.yaml; hidden
+    directories (e.g. .attempts) and the insides of a run dir are not searched."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        if CONFIG_FILE in filenames and _read_config(d / CONFIG_FILE) is not None:
+            found.append(d)
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+    return sorted(found)
+
+
+def read_run_dir(run_dir: Path, name: str) -> RunRecord:
+    config = _read_config(run_dir / CONFIG_FILE) or {}
+    metrics = _read_json(run_dir / METRICS_FILE) or {}
+    done = _read_json(run_dir / DONE_FILE)
+    status = FINISHED if done is not None and (run_dir / METRICS_FILE).is_file() else FAILED
+    return RunRecord(name, config, metrics, status, _read_json(run_dir / ENVIRONMENT_FILE),
+                     done)
+
+
+def _planned_but_absent(root: Path, seen: set[str]) -> list[RunRecord]:
+    """Runs that sweep.json planned but that have no run dir yet; their config is rebuilt
+    from the sweep's command so that they land in the right row."""
+    state = _read_json(root / STATE_FILE)
+    if not state:
+        return []
+    out = []
+    for run in state.get("runs", []):
+        if run["name"] in seen:
+            continue
+        out.append(RunRecord(run["name"], _planned_config(state, run["params"]), {},
+                             NOT_STARTED))
+    return out
+
+
+def _planned_config(state: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    sweep = SweepFile(Path(state.get("sweep_file", "sweep.yaml")),
+                      {"command": state["command"], "parameters": {}})
+    try:
+        _, cfg = config_from_argv([*sweep.fit_args(params), *state.get("overrides", [])])
+        return to_container(cfg)
+    except (LitGenError, SystemExit):
+        return {}  # shown in a row of its own (unknown variant), still counted
+
+
+def local_records(root: Path) -> list[RunRecord]:
+    if not root.exists():
+        raise ConfigError(f"no such runs directory: {root}")
+    dirs = find_run_dirs(root)
+    records = [read_run_dir(d, str(d.relative_to(root)) if d != root else d.name) for d in dirs]
+    seen = {r.name for r in records}
+    records += _planned_but_absent(root, seen)
+    if not records:
+        raise ConfigError(f"{root} holds no run dirs (directories with a lit_gen config.yaml)")
+    return sorted(records, key=lambda r: r.name)
+
+
+# --- W&B -----------------------------------------------------------------------------
+
+def _unflatten(config: dict[str, Any]) -> dict[str, Any]:
+    """W&B configs mix nested dicts (the logged config) and dotted keys (sweep parameters)."""
+    out: dict[str, Any] = {}
+    for key in sorted(config, key=lambda k: (k.count("."), k)):  # nested first, dotted win
+        value = config[key]
+        if isinstance(value, dict) and set(value) == {"value"}:
+            value = value["value"]
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[leaf] = value
+    return out
+
+
+def record_from_wandb_run(run: Any) -> RunRecord:
+    """A public-API `wandb.apis.public.Run` (anything with .name, .config, .summary, .state,
+    .metadata) as a RunRecord."""
+    metrics = {k: v for k, v in dict(run.summary).items() if not k.startswith("_")}
+    meta = getattr(run, "metadata", None) or {}
+    env = None
+    if meta:
+        gpu = meta.get("gpu")
+        device = f"{gpu} x {meta.get('gpu_count', 1)}" if gpu else f"cpu: {meta.get('cpu_count', '?')} cores"
+        env = {"device": device, "git_commit": (meta.get("git") or {}).get("commit", "unknown"),
+               "libraries": {"python": meta.get("python", "unknown")}}
+    status = FINISHED if run.state == "finished" else FAILED
+    return RunRecord(run.name, _unflatten(dict(run.config)), metrics, status, env)
+
+
+def wandb_records(path: str) -> list[RunRecord]:
+    """The runs of the W&B sweep `entity/project/sweep_id` (needs network and credentials)."""
+    import wandb
+
+    try:
+        sweep = wandb.Api().sweep(path)
+        runs = list(sweep.runs)
+    except Exception as err:  # network, auth, not found: the API raises many kinds
+        raise LitGenError(f"cannot read W&B sweep {path}: {str(err).splitlines()[0]}; check "
+                          "`wandb login` and the entity/project/sweep_id") from None
+    return sorted((record_from_wandb_run(r) for r in runs), key=lambda r: r.name)
+
+
+def load_records(source: str) -> list[RunRecord]:
+    """Runs from a local directory, or from a W&B sweep given as entity/project/sweep_id."""
+    p = Path(source)
+    if p.exists() or not WANDB_SWEEP.match(source):
+        return local_records(p)
+    return wandb_records(source)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    return is_number(value) and math.isfinite(value)

@@ -1,0 +1,424 @@
+"""`python -m lit_gen.bench RUNS_DIR_OR_SWEEP`: finished runs reduced to a benchmark table.
+
+One row per group (default: variant and dataset), each metric as mean ± sample std
+(numpy ddof=1) over the runs of the group (default: the seeds), with the number of runs.
+Markdown and CSV, plus the protocol recorded in metrics.json, the library versions, device
+and git commit recorded by the runs. Nothing in the output depends on when or where the
+bench ran, so the same runs give byte-identical files. A run that failed, or lacks a metric,
+is counted and named, never dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import io
+import json
+import math
+import shlex
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lit_gen.bench.records import (
+    FAILED,
+    FINISHED,
+    NOT_STARTED,
+    RunRecord,
+    is_finite_number,
+    is_number,
+    load_records,
+)
+from lit_gen.errors import ConfigError, cli_main
+
+DDOF = 1  # sample standard deviation over seeds
+DEFAULT_GROUP_BY = "model,dataset"
+DEFAULT_OVER = "seed"
+# metrics.json entries that describe training rather than sample quality
+DEFAULT_EXCLUDE = ("epoch", "g_step", "step", "train/*", "val/*", "ddp_*", "*time*",
+                   "*seconds*", "*throughput*", "*per_sec*")
+# config keys that may differ inside a row without making its runs different experiments
+IGNORED_CONFIG_KEYS = ("run.*", "resume", "logger.*", "experiment", "data.root", "data.download",
+                       "data.num_workers", "trainer.enable_progress_bar",
+                       "trainer.enable_model_summary", "metrics.cache_dir")
+NON_FINITE = {"nan", "inf", "-inf"}  # how metrics.json stores non-finite numbers
+PROVENANCE_KEYS = ("protocol",)  # objects in metrics.json printed, not tabulated
+
+
+# --- reading values --------------------------------------------------------------------
+
+def lookup(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def variant(config: dict[str, Any]) -> str:
+    """The experiment name without its dataset suffix: dcgan_mnist -> dcgan."""
+    exp = str(config.get("experiment") or "?")
+    data = str(lookup(config, "data.name") or "")
+    return exp[: -len(data) - 1] if data and exp.endswith("_" + data) else exp
+
+
+def group_value(config: dict[str, Any], key: str) -> str:
+    """A row label: `model` / `variant` (the experiment's variant), `dataset` (data.name),
+    or any dotted config key."""
+    if key in ("model", "variant"):
+        return variant(config) if config else "?"
+    if key == "dataset":
+        key = "data.name"
+    value = lookup(config, key)
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def flat(d: dict[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{sep}{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flat(v, key, sep))
+        else:
+            out[key] = v
+    return out
+
+
+def metric_values(record: RunRecord) -> dict[str, Any]:
+    """The run's scalar metrics (nested objects flattened with '/'), provenance excluded."""
+    body = {k: v for k, v in record.metrics.items() if k not in PROVENANCE_KEYS}
+    return {k: v for k, v in flat(body, sep="/").items()
+            if is_number(v) or (isinstance(v, str) and v in NON_FINITE)}
+
+
+def matches(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def select_metrics(records: list[RunRecord], include: list[str] | None,
+                   exclude: list[str]) -> list[str]:
+    """Columns: the named metrics in the order given (globs expand sorted), or every scalar
+    the finished runs recorded except `exclude`."""
+    found = sorted({k for r in records if r.status == FINISHED for k in metric_values(r)})
+    if not include:
+        return [k for k in found if not matches(k, exclude)]
+    out: list[str] = []
+    for pattern in include:
+        if any(c in pattern for c in "*?["):
+            out += [k for k in found if fnmatch.fnmatchcase(k, pattern) and k not in out]
+        elif pattern not in out:
+            out.append(pattern)  # named explicitly: a column even when no run has it
+    return out
+
+
+# --- statistics --------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    """One metric over the runs of one row."""
+
+    values: list[float]  # finite values of the finished runs, in run-name order
+    missing: int  # finished runs without the metric
+    nonfinite: int  # finished runs where it is nan/inf
+    failed: int  # runs of the row that did not finish
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(self.values)) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return float(np.std(self.values, ddof=DDOF)) if len(self.values) > DDOF else None
+
+    def text(self) -> str:
+        if not self.values:
+            if self.nonfinite:
+                return "nan"
+            return "missing" if self.missing else "failed"
+        mean, std = self.mean, self.std
+        decimals = _decimals(mean)
+        out = f"{mean:.{decimals}f}" + (f" ± {std:.{decimals}f}" if std is not None else "")
+        notes = [f"{n} {what}" for n, what in ((self.missing, "missing"),
+                                               (self.nonfinite, "nan")) if n]
+        if notes:
+            out += f" (n={len(self.values)}; {', '.join(notes)})"
+        return out
+
+    def csv_fields(self) -> list[str]:
+        if not self.values:
+            return [self.text(), "", "0"]
+        return [repr(self.mean), "" if self.std is None else repr(self.std), str(len(self.values))]
+
+
+def _decimals(x: float) -> int:
+    """Decimals that show about 4 significant digits: 123.4, 12.34, 0.1234, 0.001234."""
+    if x == 0 or not math.isfinite(x):
+        return 3
+    return int(min(6, max(0, 3 - math.floor(math.log10(abs(x))))))
+
+
+def make_cell(runs: list[RunRecord], metric: str) -> Cell:
+    values, missing, nonfinite = [], 0, 0
+    for r in runs:
+        if r.status != FINISHED:
+            continue
+        v = metric_values(r).get(metric)
+        if v is None:
+            missing += 1
+        elif is_finite_number(v):
+            values.append(float(v))
+        else:
+            nonfinite += 1
+    return Cell(values, missing, nonfinite, sum(r.status != FINISHED for r in runs))
+
+
+# --- the table ---------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    key: tuple[str, ...]
+    runs: list[RunRecord]
+
+    @property
+    def finished(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.status == FINISHED]
+
+
+@dataclass
+class Table:
+    group_by: list[str]
+    over: list[str]
+    metrics: list[str]
+    rows: list[Row]
+    records: list[RunRecord]
+
+    def cells(self, row: Row) -> list[Cell]:
+        return [make_cell(row.runs, m) for m in self.metrics]
+
+
+def build_table(records: list[RunRecord], group_by: list[str], over: list[str],
+                include: list[str] | None, exclude: list[str]) -> Table:
+    groups: dict[tuple[str, ...], list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault(tuple(group_value(r.config, k) for k in group_by), []).append(r)
+    rows = [Row(k, sorted(v, key=lambda r: r.name)) for k, v in sorted(groups.items())]
+    return Table(group_by, over, select_metrics(records, include, exclude), rows, records)
+
+
+def _join(values) -> str:
+    return ", ".join(sorted({str(v) for v in values}, key=_natural))
+
+
+def _natural(s: str):
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        return (1, 0.0, s)
+
+
+def row_info(table: Table, row: Row) -> dict[str, str]:
+    over = [_join(group_value(r.config, k) for r in row.runs) for k in table.over]
+    epochs = _join(lookup(r.config, "trainer.max_epochs") for r in row.runs)
+    not_done = Counter(r.status for r in row.runs if r.status != FINISHED)
+    return {"epochs": epochs, "over": " / ".join(over), "n": str(len(row.finished)),
+            "failed": ", ".join(f"{n} {s}" for s, n in sorted(not_done.items())) or "0"}
+
+
+def notes(table: Table) -> list[str]:
+    """Everything a reader must know to trust the numbers: failed runs, missing metrics,
+    rows that mix different configs, repeated seeds."""
+    out = []
+    over_keys = [("data.name" if k == "dataset" else k) for k in table.over]
+    for row in table.rows:
+        label = " / ".join(row.key)
+        for r in row.runs:
+            if r.status != FINISHED:
+                why = ("no done.json: crashed, interrupted or still running" if r.status == FAILED
+                       else "planned in sweep.json, no run dir")
+                out.append(f"{label}: run `{r.name}` {r.status} ({why})")
+        for m in table.metrics:
+            lacking = [r.name for r in row.finished if metric_values(r).get(m) is None]
+            if lacking and len(lacking) < len(row.finished):
+                out.append(f"{label}: `{m}` missing in " + ", ".join(f"`{n}`" for n in lacking))
+        configs = [flat(r.config) for r in row.runs if r.config]
+        keys = sorted({k for c in configs for k in c})
+        differ = [k for k in keys if not matches(k, IGNORED_CONFIG_KEYS) and k not in over_keys
+                  and len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+        if differ:
+            out.append(f"{label}: runs differ in {', '.join(differ)} (add them to --group-by?)")
+        seen = Counter(tuple(group_value(r.config, k) for k in table.over) for r in row.runs)
+        for value, n in sorted(seen.items()):
+            if n > 1:
+                out.append(f"{label}: {n} runs with {', '.join(table.over)} = "
+                           f"{', '.join(value)}")
+    return out
+
+
+def _plain(value_json: str) -> str:
+    """A JSON-encoded protocol value as text: strings unquoted."""
+    try:
+        value = json.loads(value_json)
+    except json.JSONDecodeError:
+        return value_json
+    return value if isinstance(value, str) else value_json
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
+def provenance(records: list[RunRecord]) -> list[str]:
+    """Markdown lines: protocols from metrics.json, then git commits, devices, libraries."""
+    lines = ["## Protocol", ""]
+    finished = [r for r in records if r.status == FINISHED]
+    protos = [flat(r.metrics[k]) for r in finished for k in PROVENANCE_KEYS
+              if isinstance(r.metrics.get(k), dict)]
+    if not protos:
+        lines.append("No protocol recorded in metrics.json by any finished run.")
+    else:
+        lines.append(f"From the metrics.json of {_runs(len(protos))} (of {len(finished)} that "
+                     "finished); a key whose value is not the same in all of them lists each "
+                     "value with its number of runs.")
+        lines.append("")
+        for key in sorted({k for p in protos for k in p}):
+            counts = Counter(json.dumps(p[key], sort_keys=True) if key in p else "(absent)"
+                             for p in protos)
+            if len(counts) == 1:
+                lines.append(f"- {key}: {_plain(next(iter(counts)))}")
+            else:
+                lines.append(f"- {key}: " + "; ".join(f"{_plain(v)} ({_runs(n)})"
+                                                     for v, n in sorted(counts.items())))
+    lines += ["", "## Environment (as recorded by the runs)", ""]
+    envs = [r.environment for r in records if r.environment]
+    if len(envs) < len(records):
+        lines.append(f"- not recorded by {_runs(len(records) - len(envs))}")
+    for field, title in (("git_commit", "git commit"), ("device", "device")):
+        counts = Counter(str(e.get(field, "unknown")) for e in envs)
+        lines.append(f"- {title}: " + "; ".join(f"{v} ({_runs(n)})" for v, n in sorted(counts.items())))
+    libs = sorted({k for e in envs for k in (e.get("libraries") or {})})
+    for lib in libs:
+        counts = Counter(str((e.get("libraries") or {}).get(lib, "unknown")) for e in envs)
+        if len(counts) == 1:
+            lines.append(f"- {lib} {next(iter(counts))}")
+        else:
+            lines.append(f"- {lib}: " + "; ".join(f"{v} ({_runs(n)})" for v, n in sorted(counts.items())))
+    secs = [float(r.done["wall_seconds"]) for r in records
+            if r.done and is_finite_number(r.done.get("wall_seconds"))]
+    if secs:
+        lines.append(f"- training wall time: {sum(secs) / 60:.1f} min in total over "
+                     f"{_runs(len(secs))} that finished ({sum(secs) / len(secs):.0f} s per run; "
+                     "a resumed run counts its last launch)")
+    return lines
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(table: Table, title: str, command: str, sources: list[str]) -> str:
+    head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed", *table.metrics]
+    lines = [f"# {title}", "", f"Made by `{command}`.", ""]
+    lines.append(f"Runs: {', '.join(sources)}. Each metric: mean ± std over the runs of a row "
+                 f"(numpy ddof={DDOF}, i.e. the sample std), with n = finished runs; "
+                 f"'{'/'.join(table.over)}' lists their {', '.join(table.over)} values, "
+                 f"'epochs' the training budget (trainer.max_epochs). A cell says `failed` when "
+                 "no run of the row finished, `missing` when the finished runs did not record "
+                 "the metric.")
+    lines += ["", "| " + " | ".join(_md_escape(h) for h in head) + " |",
+              "|" + "|".join("---" for _ in head) + "|"]
+    for row in table.rows:
+        info = row_info(table, row)
+        cells = [c.text() for c in table.cells(row)]
+        values = [*row.key, info["epochs"], info["over"], info["n"], info["failed"], *cells]
+        lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
+    found = notes(table)
+    if found:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in found]
+    lines += ["", *provenance(table.records)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_csv(table: Table) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed"]
+    for m in table.metrics:
+        head += [f"{m} mean", f"{m} std", f"{m} n"]
+    w.writerow(head)
+    for row in table.rows:
+        info = row_info(table, row)
+        fields = [*row.key, info["epochs"], info["over"], info["n"], info["failed"]]
+        for cell in table.cells(row):
+            fields += cell.csv_fields()
+        w.writerow(fields)
+    return buf.getvalue()
+
+
+def _keys(text: str) -> list[str]:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    if not keys:
+        raise ConfigError(f"expected comma-separated keys, got '{text}'")
+    return keys
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m lit_gen.bench",
+        description="Reduce finished runs to a benchmark table (markdown + CSV).",
+        epilog="Other modes: python -m lit_gen.bench MODE --help (see lit_gen/bench/__init__.py).")
+    parser.add_argument("sources", nargs="+", metavar="RUNS_DIR_OR_SWEEP",
+                        help="run dirs / sweep roots, or a W&B sweep as entity/project/sweep_id")
+    parser.add_argument("--group-by", default=DEFAULT_GROUP_BY,
+                        help="row keys: model (the variant), dataset, or dotted config keys "
+                             f"(default {DEFAULT_GROUP_BY})")
+    parser.add_argument("--over", default=DEFAULT_OVER,
+                        help=f"what the runs of a row repeat over (default {DEFAULT_OVER})")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated metric names or globs, in column order "
+                             "(default: every scalar in metrics.json but --exclude)")
+    parser.add_argument("--exclude", default=",".join(DEFAULT_EXCLUDE),
+                        help="globs left out when --metrics is not given")
+    parser.add_argument("--out", default=None,
+                        help="write OUT.md and OUT.csv (default: markdown to stdout)")
+    parser.add_argument("--title", default=None, help="table title (default: the --out name)")
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    records = [r for source in args.sources for r in load_records(source)]
+    include = _keys(args.metrics) if args.metrics else None
+    table = build_table(records, _keys(args.group_by), _keys(args.over), include,
+                        _keys(args.exclude) if args.exclude else [])
+    if not table.metrics:
+        raise ConfigError("no metrics to tabulate: the finished runs recorded none outside "
+                          "--exclude; name them with --metrics")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix in (".md", ".csv"):
+        out = out.with_suffix("")
+    title = args.title or (out.name if out else "Benchmark")
+    command = "python -m lit_gen.bench " + shlex.join(argv)
+    markdown = render_markdown(table, title, command, args.sources)
+    if out is None:
+        sys.stdout.write(markdown)
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out}.md").write_text(markdown)
+    Path(f"{out}.csv").write_text(render_csv(table))
+    n_failed = sum(r.status != FINISHED for r in records)
+    print(f"wrote {out}.md and {out}.csv: {len(table.rows)} rows from {len(records)} runs "
+          f"({n_failed} not finished)")
+    return 0
+
+
+__all__ = ["FAILED", "NOT_STARTED", "build_table", "main", "render_csv", "render_markdown"]

@@ -1,0 +1,100 @@
+"""Checkpoints of a run: which ones it keeps (the policy), and loading a model back from one
+alone (no config needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lit_gen.callbacks import RunCheckpoint
+from lit_gen.config import from_container
+from lit_gen.errors import CheckpointError
+from lit_gen.io import torch_load
+from lit_gen.metrics import metric_of_key
+from lit_gen.models import MODELS
+from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT
+
+
+def build_checkpoints(cfg, run_dir: Path) -> list[RunCheckpoint]:
+    """The checkpoint callbacks of a run: last.ckpt, plus the best ones by `run.monitor`."""
+    ckpt_dir = str(Path(run_dir) / CHECKPOINTS_DIR)
+    # last.ckpt after every epoch, so a killed run can resume (Lightning's save_last only
+    # writes it after a top-k save, i.e. at the very end when nothing is monitored)
+    checkpoints = [RunCheckpoint(dirpath=ckpt_dir, filename=Path(LAST_CHECKPOINT).stem,
+                                 monitor=None, save_top_k=1, enable_version_counter=False,
+                                 save_last=False)]
+    if not cfg.run.monitor:
+        return checkpoints
+    if metric_of_key(cfg.run.monitor) is None:  # a logged training/validation value
+        checkpoints.append(RunCheckpoint(
+            dirpath=ckpt_dir, monitor=cfg.run.monitor, mode=cfg.run.monitor_mode,
+            save_top_k=cfg.run.save_top_k, filename="best-epoch{epoch:04d}",
+            auto_insert_metric_name=False))
+    elif cfg.metrics.names:
+        # a sample metric (e.g. run.monitor=fid): saved at the end of the epochs where
+        # SampleMetrics logs it (it runs before the checkpoint callbacks)
+        checkpoints.append(RunCheckpoint(
+            dirpath=ckpt_dir, monitor=cfg.run.monitor, mode=cfg.run.monitor_mode,
+            save_top_k=cfg.run.save_top_k, every_n_epochs=cfg.metrics.every_n_epochs,
+            save_on_train_epoch_end=True, filename=f"best-{cfg.run.monitor}-epoch{{epoch:04d}}",
+            auto_insert_metric_name=False))
+    return checkpoints
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, or a CheckpointError saying why it cannot be used."""
+    p = Path(path)
+    ckpt = torch_load(p, "checkpoint", "it is corrupt or not a lit_gen checkpoint: pass another file")
+    if not isinstance(ckpt, dict) or "lit_gen" not in ckpt or "hyper_parameters" not in ckpt:
+        raise CheckpointError(f"{p} is not a lit_gen checkpoint (no 'lit_gen' entry); pass a "
+                              "checkpoint written by `python -m lit_gen.fit`")
+    return ckpt
+
+
+def model_entry(ckpt: dict[str, Any], path: str | Path) -> tuple[str, dict[str, Any]]:
+    """(registry name, constructor arguments) of a checkpoint's model.
+
+    Checkpoints name the registry entry (`lit_gen.model`, e.g. "wae_gan"). Older ones named
+    the class (`lit_gen.model_class`) and kept the whole run config among the
+    hyper-parameters; they still load: the run config is dropped from the arguments, and
+    the VAE's `binarize` is read from its data section."""
+    state = ckpt["lit_gen"]
+    hparams = dict(ckpt["hyper_parameters"])
+    name = state.get("model")
+    if name is None and "model_class" in state:  # the older, class-name form
+        by_class = {MODELS.get(n).__name__: n for n in MODELS.names()}
+        name = by_class.get(state["model_class"])
+        if name is None:
+            raise CheckpointError(f"{path}: model class '{state['model_class']}' is unknown to "
+                                  f"this lit_gen; known models: {', '.join(MODELS.names())}")
+        run_config = hparams.pop("run_config", None) or {}
+        if "binarize" in MODELS.get(name).hparam_names():
+            hparams["binarize"] = run_config.get("data", {}).get("binarize")
+    if name not in MODELS:
+        raise CheckpointError(f"{path}: model '{name}' is unknown to this lit_gen; known "
+                              f"models: {', '.join(MODELS.names())}")
+    return name, hparams
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild the model of a lit_gen checkpoint with its weights, in eval mode."""
+    ckpt = read_checkpoint(path)
+    name, hparams = model_entry(ckpt, path)
+    model = MODELS.get(name)(**hparams)
+    model.load_state_dict(ckpt["state_dict"])
+    model.on_load_checkpoint(ckpt)
+    model.run_config = ckpt["lit_gen"].get("run_config") or ckpt["hyper_parameters"].get("run_config")
+    return model.to(device).eval()
+
+
+def stored_config(path: str | Path):
+    """The resolved run config saved with the checkpoint (in its lit_gen section; older
+    checkpoints kept it among the hyper-parameters)."""
+    ckpt = read_checkpoint(path)
+    stored = ckpt["lit_gen"].get("run_config") or ckpt["hyper_parameters"].get("run_config")
+    if stored is None:
+        raise CheckpointError(f"{path} holds no run config (not written by `python -m "
+                              "lit_gen.fit`); evaluate it with an explicit --config")
+    return from_container(stored)

@@ -1,0 +1,109 @@
+"""Validation of a whole run config: everything the schema (`lit_gen.config`) cannot check.
+
+Registry names, net and model arguments, ranges, and the rules that cross sections (a
+metric that needs image data, a monitored metric that must be computed, fast paths that
+need a precision). It imports the registries; `lit_gen.config` stays a leaf.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from lit_gen.config import compose
+from lit_gen.data import DATASETS
+from lit_gen.errors import ConfigError
+from lit_gen.metrics import IMAGE_METRICS, METRIC_NAMES, SPLITS, metric_of_key
+from lit_gen.metrics.extractors import FEATURE_EXTRACTORS
+from lit_gen.metrics.likelihood import supports_likelihood
+from lit_gen.models import MODELS, validate_model_config
+from lit_gen.models.optim import validate_fast_paths
+
+
+def load(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = ()) -> DictConfig:
+    """Defaults <- each yaml file in order <- dotlist overrides, then validation."""
+    cfg = compose(config_files, overrides)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check everything the schema cannot: registry names, net and model arguments, ranges."""
+    DATASETS.get(cfg.data.name, "data.name")
+    MODELS.get(cfg.model.name, "model.name")
+    positive = {
+        "data.batch_size": cfg.data.batch_size,
+        "model.latent_dim": cfg.model.latent_dim,
+        "model.n_critic": cfg.model.n_critic,
+        "run.n_grid": cfg.run.n_grid,
+        "run.sample_every_n_epochs": cfg.run.sample_every_n_epochs,
+        "metrics.num_samples": cfg.metrics.num_samples,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    if not 0.0 <= cfg.data.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.run.monitor_mode not in ("min", "max"):
+        raise ConfigError(f"run.monitor_mode must be 'min' or 'max', got '{cfg.run.monitor_mode}'")
+    if cfg.run.monitor and cfg.run.monitor.startswith("train/") and cfg.run.monitor.endswith("_step"):
+        raise ConfigError(f"run.monitor={cfg.run.monitor}: a single training step's value is not "
+                          f"monitored; use {cfg.run.monitor.removesuffix('_step')}_epoch "
+                          "(the epoch mean) or a val/ or sample metric")
+    if cfg.data.image_size is not None and cfg.data.image_size < 4:
+        raise ConfigError(f"data.image_size must be >= 4, got {cfg.data.image_size}")
+    if cfg.data.channels not in (None, 1, 3):
+        raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    validate_model_config(cfg.model)
+    validate_fast_paths(cfg)
+    validate_metrics_config(cfg)
+
+
+def validate_metrics_config(cfg) -> None:
+    """Everything about `metrics` that can be checked before a run starts, including the
+    feature extractor's weights (offline without Inception weights fails here)."""
+    m = cfg.metrics
+    for name in m.names:
+        if name not in METRIC_NAMES:
+            raise ConfigError(f"metrics.names: unknown metric '{name}'. "
+                              f"Valid metrics: {', '.join(METRIC_NAMES)}")
+    if len(set(m.names)) != len(m.names):
+        raise ConfigError(f"metrics.names lists a metric twice: {list(m.names)}")
+    for key in ("real_split", "likelihood_split"):
+        if m[key] not in SPLITS:
+            raise ConfigError(f"metrics.{key} must be train, val or test, got '{m[key]}'")
+    positive = ("num_samples", "batch_size", "isc_splits", "kid_subsets", "kid_subset_size",
+                "prc_neighborhood", "toy_samples", "iwae_k", "likelihood_batch_size")
+    for key in positive:
+        if m[key] <= 0:
+            raise ConfigError(f"metrics.{key} must be positive, got {m[key]}")
+    for key in ("every_n_epochs", "likelihood_limit"):
+        if m[key] is not None and m[key] <= 0:
+            raise ConfigError(f"metrics.{key} must be positive or null, got {m[key]}")
+    if "isc" in m.names and m.num_samples < m.isc_splits:
+        raise ConfigError(f"metrics.num_samples ({m.num_samples}) must be at least "
+                          f"metrics.isc_splits ({m.isc_splits})")
+
+    kind = getattr(DATASETS.get(cfg.data.name, "data.name"), "kind", "image")
+    image = [n for n in m.names if n in IMAGE_METRICS]
+    if image and kind != "image":
+        raise ConfigError(f"metrics.names: {', '.join(image)} need image data; data "
+                          f"'{cfg.data.name}' is {kind} data (use metrics.names=[toy])")
+    if "toy" in m.names and kind != "toy":
+        raise ConfigError(f"metrics.names: 'toy' needs a 2D toy dataset (ring2d, grid2d), "
+                          f"not '{cfg.data.name}'")
+    if "likelihood" in m.names:
+        model_cls = MODELS.get(cfg.model.name, "model.name")
+        if not supports_likelihood(model_cls):
+            raise ConfigError(f"metrics.names: 'likelihood' needs a model with elbo() and "
+                              f"iwae_log_likelihood() (the VAE family); '{cfg.model.name}' has none")
+    if image:
+        FEATURE_EXTRACTORS.get(m.feature_extractor, "metrics.feature_extractor").check(m)
+
+    monitored = metric_of_key(cfg.run.monitor)
+    if monitored is not None:
+        if monitored not in m.names:
+            raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.names to include "
+                              f"'{monitored}'")
+        if m.every_n_epochs is None:
+            raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.every_n_epochs "
+                              "(the epochs at which it is computed and the best checkpoint kept)")

@@ -1,0 +1,245 @@
+"""Benchmark tables from hand-written run dirs: exact statistics, failures shown, stable bytes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lit_gen import bench
+from lit_gen.bench import table as bench_table
+from lit_gen.bench.records import FAILED, FINISHED, local_records, record_from_wandb_run
+
+P_IMAGE = {"feature_extractor": "classifier", "n_generated": 2000, "fid": {"n_real": 1617}}
+P_TOY = {"toy": {"n_generated": 2500, "modes": 8}}
+ENV_A = {"git_commit": "aaa", "device": "cpu: test x 1",
+         "libraries": {"torch": "2.15.0", "python": "3.11.7"}}
+ENV_B = {**ENV_A, "git_commit": "bbb"}
+
+
+def make_run(root: Path, experiment: str, dataset: str, seed: int, metrics: dict | None,
+             done: bool = True, env: dict | None = ENV_A, lr: float = 2e-4) -> Path:
+    d = root / f"{experiment},seed={seed}"
+    d.mkdir(parents=True)
+    config = {"seed": seed, "experiment": experiment, "data": {"name": dataset, "root": str(d)},
+              "model": {"name": "gan", "g_optim": {"lr": lr}}, "trainer": {"max_epochs": 5},
+              "run": {"dir": str(d)}}
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+    if metrics is not None:
+        (d / "metrics.json").write_text(json.dumps(metrics))
+    if done:
+        (d / "done.json").write_text(json.dumps({"epoch": 5, "g_step": 100, "wall_seconds": 30.0}))
+    if env is not None:
+        (d / "environment.json").write_text(json.dumps(env))
+    return d
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    root = tmp_path / "runs"
+    for seed, fid, isc in ((0, 10.0, 2.0), (1, 12.0, 2.5), (2, 17.0, 3.0)):
+        make_run(root, "dcgan_mnist", "mnist", seed,
+                 {"fid": fid, "isc_mean": isc, "train/g_loss": 0.7, "epoch": 5,
+                  "protocol": P_IMAGE}, env=ENV_B if seed == 2 else ENV_A,
+                 lr=1e-3 if seed == 2 else 2e-4)
+    make_run(root, "wgan_mnist", "mnist", 0, {"fid": 20.0, "isc_mean": 1.5, "protocol": P_IMAGE})
+    make_run(root, "wgan_mnist", "mnist", 1, {"isc_mean": 1.7, "protocol": P_IMAGE})
+    # crashed mid-run: metrics.json of an unfinished run must not count
+    make_run(root, "wgan_mnist", "mnist", 2, {"fid": 99.0, "isc_mean": 9.9}, done=False)
+    make_run(root, "lsgan_mnist", "mnist", 0, {"fid": 50.0}, done=False)
+    make_run(root, "lsgan_mnist", "mnist", 1, None, done=False, env=None)
+    make_run(root, "gan_ring2d", "ring2d", 0, {"modes_captured": 8, "protocol": P_TOY})
+    make_run(root, "gan_ring2d", "ring2d", 1, {"modes_captured": 6, "protocol": P_TOY})
+    return root
+
+
+def table_files(runs: Path, out: Path, *args: str) -> tuple[str, list[dict[str, str]]]:
+    assert bench.main([str(runs), "--out", str(out), *args]) == 0
+    md = out.with_suffix(".md").read_text()
+    rows = list(csv.DictReader(io.StringIO(out.with_suffix(".csv").read_text())))
+    return md, rows
+
+
+def row_of(rows, model, dataset):
+    (row,) = [r for r in rows if r["model"] == model and r["dataset"] == dataset]
+    return row
+
+
+def md_row(md: str, model: str, dataset: str) -> list[str]:
+    (line,) = [ln for ln in md.splitlines() if ln.startswith(f"| {model} | {dataset} |")]
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_mean_std_over_seeds_are_exact(runs, tmp_path):
+    md, rows = table_files(runs, tmp_path / "out" / "table")
+    dc = row_of(rows, "dcgan", "mnist")
+    # by hand: mean(10, 12, 17) = 13; sample std = sqrt((9 + 1 + 16) / 2) = sqrt(13)
+    assert float(dc["fid mean"]) == pytest.approx(13.0, rel=1e-12)
+    assert float(dc["fid std"]) == pytest.approx(math.sqrt(13.0), rel=1e-12)
+    assert float(dc["fid std"]) == pytest.approx(np.std([10.0, 12.0, 17.0], ddof=1), rel=1e-12)
+    assert float(dc["isc_mean mean"]) == pytest.approx(2.5, rel=1e-12)
+    assert float(dc["isc_mean std"]) == pytest.approx(0.5, rel=1e-12)
+    assert (dc["fid n"], dc["n"], dc["failed"], dc["seed"], dc["epochs"]) == ("3", "3", "0",
+                                                                           "0, 1, 2", "5")
+    cells = md_row(md, "dcgan", "mnist")
+    assert cells[6:] == ["13.00 ± 3.61", "2.500 ± 0.500", "missing"]
+    # the default columns: scalars outside the exclusions (train/*, epoch, ...), sorted
+    header = [ln for ln in md.splitlines() if ln.startswith("| model |")][0]
+    assert header == ("| model | dataset | epochs | seed | n | failed | fid | isc_mean | "
+                      "modes_captured |")
+    assert [(r["model"], r["dataset"]) for r in rows] == [
+        ("dcgan", "mnist"), ("gan", "ring2d"), ("lsgan", "mnist"), ("wgan", "mnist")]
+
+
+def test_failed_runs_and_missing_metrics_are_shown_not_dropped(runs, tmp_path):
+    md, rows = table_files(runs, tmp_path / "t", "--metrics", "fid,isc_mean,modes_captured")
+    w = row_of(rows, "wgan", "mnist")
+    # the crashed seed 2 (fid 99) is not averaged in; seed 1 finished without a fid
+    assert (w["n"], w["failed"], w["fid mean"], w["fid std"], w["fid n"]) == \
+        ("2", "1 failed", "20.0", "", "1")
+    assert float(w["isc_mean mean"]) == pytest.approx(1.6, rel=1e-12)
+    assert float(w["isc_mean std"]) == pytest.approx(math.sqrt(0.02), rel=1e-12)
+    assert md_row(md, "wgan", "mnist")[6:8] == ["20.00 (n=1; 1 missing)", "1.600 ± 0.141"]
+    ls = row_of(rows, "lsgan", "mnist")
+    assert (ls["n"], ls["failed"], ls["fid mean"], ls["fid n"]) == ("0", "2 failed", "failed", "0")
+    assert md_row(md, "lsgan", "mnist")[6:] == ["failed", "failed", "failed"]
+    gan = row_of(rows, "gan", "ring2d")
+    assert gan["fid mean"] == "missing" and float(gan["modes_captured mean"]) == 7.0
+    assert float(gan["modes_captured std"]) == pytest.approx(math.sqrt(2.0), rel=1e-12)
+    assert "wgan / mnist: run `wgan_mnist,seed=2` failed (no done.json" in md
+    assert "lsgan / mnist: run `lsgan_mnist,seed=1` failed" in md
+    assert "wgan / mnist: `fid` missing in `wgan_mnist,seed=1`" in md
+    # a row whose runs differ in more than the seed says so
+    assert "dcgan / mnist: runs differ in model.g_optim.lr" in md
+    assert "wgan / mnist: runs differ" not in md
+
+
+def test_provenance_protocol_and_environment(runs, tmp_path):
+    md, _ = table_files(runs, tmp_path / "t")
+    assert "From the metrics.json of 7 runs (of 7 that finished)" in md
+    # the image and toy protocols differ: each key lists its values with their run counts
+    assert "- feature_extractor: classifier (5 runs); (absent) (2 runs)\n" in md
+    assert "- fid.n_real: (absent) (2 runs); 1617 (5 runs)\n" in md
+    assert "- toy.modes: (absent) (5 runs); 8 (2 runs)\n" in md
+    same = bench_table.provenance([r for r in local_records(runs) if r.name.startswith("dcgan")])
+    assert "- feature_extractor: classifier" in same and "- n_generated: 2000" in same
+    assert "- fid.n_real: 1617" in same and not any("toy" in line for line in same)
+    # environment.json of every run (the crashed ones too); lsgan seed 1 has none
+    assert "- git commit: aaa (8 runs); bbb (1 run)" in md
+    assert "- not recorded by 1 run\n" in md
+    assert "- torch 2.15.0" in md
+    assert "- training wall time: 3.5 min in total over 7 runs that finished (30 s per run" in md
+    assert "\n\n\n" not in md
+
+
+def test_rerun_is_byte_identical(runs, tmp_path):
+    out = tmp_path / "t"
+    table_files(runs, out)
+    first = (out.with_suffix(".md").read_bytes(), out.with_suffix(".csv").read_bytes())
+    for d in runs.iterdir():  # file times and directory order must not matter
+        (d / "config.yaml").touch()
+    table_files(runs, out)
+    assert (out.with_suffix(".md").read_bytes(), out.with_suffix(".csv").read_bytes()) == first
+    records = local_records(runs)
+    table = bench_table.build_table(records[::-1], ["model", "dataset"], ["seed"], None,
+                                    list(bench_table.DEFAULT_EXCLUDE))
+    again = bench_table.build_table(records, ["model", "dataset"], ["seed"], None,
+                                    list(bench_table.DEFAULT_EXCLUDE))
+    assert bench_table.render_csv(table) == bench_table.render_csv(again)
+    assert bench_table.render_markdown(table, "t", "c", ["r"]) == \
+        bench_table.render_markdown(again, "t", "c", ["r"])
+
+
+def test_group_by_config_key_and_metric_globs(runs, tmp_path):
+    md, rows = table_files(runs, tmp_path / "t", "--group-by", "dataset,model.g_optim.lr",
+                           "--metrics", "isc_*")
+    assert [(r["dataset"], r["model.g_optim.lr"]) for r in rows] == [
+        ("mnist", "0.0002"), ("mnist", "0.001"), ("ring2d", "0.0002")]
+    assert rows[1]["isc_mean mean"] == "3.0" and rows[1]["n"] == "1"
+    assert list(rows[0])[-3:] == ["isc_mean mean", "isc_mean std", "isc_mean n"]
+    # mnist at lr 2e-4 mixes dcgan, wgan and lsgan runs: flagged
+    assert "mnist / 0.0002: runs differ in experiment" not in md  # experiment is ignored
+    assert "3 runs with seed = 0" in md
+
+
+def test_planned_runs_without_a_run_dir_count_as_not_started(runs, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    state = {"command": ["python", "-m", "lit_gen.fit", "--config",
+                         str(root / "conf/experiment/gan_ring2d.yaml"), "${args_no_hyphens}"],
+             "overrides": ["trainer.max_epochs=5"],
+             "runs": [{"name": "gan_ring2d,seed=0", "params": {"seed": 0}},
+                      {"name": "gan_ring2d,seed=2", "params": {"seed": 2}}]}
+    (runs / "sweep.json").write_text(json.dumps(state))
+    md, rows = table_files(runs, tmp_path / "t")
+    gan = row_of(rows, "gan", "ring2d")
+    assert (gan["n"], gan["failed"], gan["seed"]) == ("2", "1 not started", "0, 1, 2")
+    assert "run `gan_ring2d,seed=2` not started (planned in sweep.json" in md
+
+
+def test_wandb_runs_become_records():
+    class FakeRun:  # the attributes of wandb.apis.public.Run that bench reads
+        name = "glad-sun-3"
+        config = {"experiment": "wgan_gp_mnist", "data": {"name": "mnist"}, "seed": 1,
+                  "model": {"name": "gan", "g_optim": {"lr": 1e-4}}, "model.g_optim.lr": 3e-4}
+        summary = {"fid": 12.5, "_step": 40, "_runtime": 100.0}
+        state = "crashed"
+        metadata = {"gpu": "NVIDIA H100", "gpu_count": 2, "git": {"commit": "abc"},
+                    "python": "3.11.7"}
+
+    rec = record_from_wandb_run(FakeRun())
+    assert rec.status == FAILED and rec.metrics == {"fid": 12.5}
+    assert rec.config["model"]["g_optim"]["lr"] == 3e-4  # the sweep's value wins
+    assert bench_table.group_value(rec.config, "model") == "wgan_gp"
+    assert rec.environment["device"] == "NVIDIA H100 x 2"
+    FakeRun.state = "finished"
+    assert record_from_wandb_run(FakeRun()).status == FINISHED
+
+
+def test_modes_plug_in_and_table_is_the_default(runs, tmp_path, monkeypatch, capsys):
+    (tmp_path / "fake_speed_mode.py").write_text(
+        "CALLS = []\ndef main(argv):\n    CALLS.append(list(argv))\n    return 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(bench.MODES, "speed", "fake_speed_mode")
+    assert bench.main(["speed", "--steps", "3"]) == 7
+    assert sys.modules["fake_speed_mode"].CALLS == [["--steps", "3"]]
+    assert bench.main(["table", str(runs)]) == 0
+    explicit = capsys.readouterr().out
+    assert bench.main([str(runs)]) == 0
+    assert capsys.readouterr().out == explicit and "| dcgan | mnist |" in explicit
+
+
+def test_bad_input_exits_2(tmp_path, runs, capsys):
+    assert bench.main([str(tmp_path / "nope")]) == 2
+    assert "no such runs directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert bench.main([str(tmp_path / "empty")]) == 2
+    assert "holds no run dirs" in capsys.readouterr().err
+    assert bench.main([str(runs), "--exclude", "*"]) == 2
+    assert "no metrics to tabulate" in capsys.readouterr().err
+
+
+def test_wandb_summary_carries_metrics_json(tmp_path, monkeypatch):
+    """What `bench ENTITY/PROJECT/SWEEP_ID` reads: fit copies metrics.json (numbers and the
+    protocol) into the wandb run's summary (a real offline run)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from lit_gen.run.loggers import sync_wandb_summary
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = WandbLogger(project="lit_gen_test", save_dir=str(tmp_path), offline=True,
+                         mode="offline")
+    try:
+        sync_wandb_summary([logger], {"fid": 3.5, "protocol": P_IMAGE})
+        summary = logger.experiment.summary
+        assert summary["fid"] == 3.5
+        assert summary["protocol"]["fid"]["n_real"] == 1617
+        assert summary["protocol"]["feature_extractor"] == "classifier"
+    finally:
+        logger.experiment.finish()
