@@ -125,6 +125,13 @@ def finite_flags(tensors: Sequence[Tensor]) -> Tensor:
     return torch.stack([torch.isfinite(t).all() for t in tensors])
 
 
+def tiny_config_over(base: dict[str, Any], data: dict[str, Any] | None = None,
+                     **model: Any) -> dict[str, Any]:
+    """A `tiny_config` that changes another one's model keys (and data section)."""
+    return {"data": {**base.get("data", {}), **(data or {})},
+            "model": {**base.get("model", {}), **model}}
+
+
 def cpu_loss_is_finite(loss: Tensor) -> bool:
     """False for a non-finite loss on the CPU, where reading it costs no device sync; True
     for a loss on an accelerator, which is not read here (the logging steps check it).

@@ -8,7 +8,7 @@ from lit_gen.losses.energy import ebgan_d_loss, pullaway_term
 from lit_gen.models import MODELS
 from lit_gen.models.adversarial import Fake
 from lit_gen.models.autoencoder_gan import AutoencoderGAN
-from lit_gen.models.base import Batch, LossOutput
+from lit_gen.models.base import Batch, LossOutput, tiny_config_over
 from lit_gen.nets import AEOutput
 
 Tensor = torch.Tensor
@@ -27,8 +27,7 @@ class EBGAN(AutoencoderGAN):
     """
 
     logged_terms = (*AutoencoderGAN.logged_terms, "train/g_energy", "train/pullaway")
-    tiny_config = {"data": AutoencoderGAN.tiny_config["data"],
-                   "model": {**AutoencoderGAN.tiny_config["model"], "params": {"pt_weight": 0.1}}}
+    tiny_config = tiny_config_over(AutoencoderGAN.tiny_config, params={"pt_weight": 0.1})
 
     def __init__(self, *, margin: float = 1.0, pt_weight: float = 0.0, **kwargs):
         self.margin, self.pt_weight = margin, pt_weight

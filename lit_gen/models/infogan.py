@@ -11,7 +11,7 @@ from lit_gen.errors import ConfigError
 from lit_gen.losses.auxiliary import InfoTerms, info_terms
 from lit_gen.models import MODELS
 from lit_gen.models.adversarial import AdversarialModule, Fake
-from lit_gen.models.base import Batch, Grid, LossOutput
+from lit_gen.models.base import Batch, Grid, LossOutput, tiny_config_over
 from lit_gen.nets import build_net, validate_net_spec
 
 Tensor = torch.Tensor
@@ -42,9 +42,8 @@ class InfoGAN(AdversarialModule):
     logged_terms = (*AdversarialModule.logged_terms, "train/info_cat", "train/info_cont",
                     "train/q_cat_acc", "train/g_adv", "train/g_info_cat", "train/g_info_cont")
     grid_names = ("samples", "traversal", "traversal_c1")
-    tiny_config = {"data": AdversarialModule.tiny_config["data"],
-                   "model": {**AdversarialModule.tiny_config["model"],
-                             "params": {"q_head": {"name": "mlp", "hidden": [16]}}}}
+    tiny_config = tiny_config_over(AdversarialModule.tiny_config,
+                                   params={"q_head": {"name": "mlp", "hidden": [16]}})
 
     def __init__(self, *, n_cat: int = 1, cat_dim: int = 10, n_cont: int = 2,
                  info_weight: float = 1.0, cont_weight: float = 1.0,

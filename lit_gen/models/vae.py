@@ -19,6 +19,7 @@ from lit_gen.losses.vae import (
 )
 from lit_gen.models import MODELS
 from lit_gen.models.autoencoder import AutoEncoderModule, at_least_fp32
+from lit_gen.models.base import tiny_config_over
 
 Tensor = torch.Tensor
 
@@ -80,9 +81,9 @@ class VAE(AutoEncoderModule):
     logged_terms = ("train/elbo", "train/recon", "train/kl", "train/kl_weight", "train/loss",
                     "val/elbo", "val/recon", "val/kl")
     # the bernoulli likelihood: binarised data, decoder logits
-    tiny_config = {"data": {"name": "digits", "binarize": True},
-                   "model": {**AutoEncoderModule.tiny_config["model"],
-                             "generator": {"name": "mlp", "hidden": [32], "out_activation": "none"}}}
+    tiny_config = tiny_config_over(
+        AutoEncoderModule.tiny_config, data={"binarize": True},
+        generator={"name": "mlp", "hidden": [32], "out_activation": "none"})
 
     def __init__(self, *, likelihood: str = "bernoulli", decoder_std: float = 0.1,
                  learn_std: bool = False, beta: float = 1.0, kl_warmup_steps: int = 0,

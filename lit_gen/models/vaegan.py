@@ -10,7 +10,7 @@ from lit_gen.losses import LOSSES
 from lit_gen.losses.vae import gaussian_kl, reparameterize
 from lit_gen.models import MODELS
 from lit_gen.models.autoencoder import AutoEncoderModule
-from lit_gen.models.base import LossOutput, Phase
+from lit_gen.models.base import LossOutput, Phase, tiny_config_over
 from lit_gen.models.vae import VAEOutput
 from lit_gen.nets import build_net
 
@@ -49,9 +49,8 @@ class VAEGAN(AutoEncoderModule):
     logged_terms = ("train/d_loss", "train/d_real", "train/d_fake", "train/kl", "train/feat_recon",
                     "train/e_loss", "train/g_adv", "train/g_loss",
                     "val/kl", "val/feat_recon", "val/pixel_l2sq")
-    tiny_config = {"data": AutoEncoderModule.tiny_config["data"],
-                   "model": {**AutoEncoderModule.tiny_config["model"],
-                             "discriminator": {"name": "mlp", "hidden": [32]}}}
+    tiny_config = tiny_config_over(AutoEncoderModule.tiny_config,
+                                   discriminator={"name": "mlp", "hidden": [32]})
 
     def __init__(self, *, discriminator: dict | None = None, loss: str = "nonsaturating",
                  beta: float = 1.0, gamma: float = 1e-2, n_critic: int = 1,

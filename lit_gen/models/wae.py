@@ -12,7 +12,7 @@ from lit_gen.losses import LOSSES
 from lit_gen.losses.vae import RECON_COSTS, WAE_MMD_SCALES, imq_mmd
 from lit_gen.models import MODELS
 from lit_gen.models.autoencoder import AutoEncoderModule
-from lit_gen.models.base import LossOutput, Phase
+from lit_gen.models.base import LossOutput, Phase, tiny_config_over
 from lit_gen.nets import AEOutput, build_net
 
 Tensor = torch.Tensor
@@ -109,9 +109,8 @@ class WAEGAN(WAE):
     ddp_find_unused_parameters = True
     logged_terms = ("train/d_loss", "train/d_real", "train/d_fake", "train/recon", "train/g_adv",
                     "train/loss", "val/recon", "val/mmd")
-    tiny_config = {"data": AutoEncoderModule.tiny_config["data"],
-                   "model": {**AutoEncoderModule.tiny_config["model"],
-                             "discriminator": {"name": "mlp", "hidden": [32]}}}
+    tiny_config = tiny_config_over(AutoEncoderModule.tiny_config,
+                                   discriminator={"name": "mlp", "hidden": [32]})
 
     def __init__(self, *, discriminator: dict | None = None, loss: str = "nonsaturating",
                  n_critic: int = 1, d_optim: dict | None = None, lam: float = 1.0, **kwargs):

@@ -299,8 +299,8 @@ def test_kl_warmup_and_capacity_schedules():
 
 
 def test_sample_grids_put_inputs_above_reconstructions():
-    from lit_gen.config import load
     from lit_gen.data import build_datamodule
+    from lit_gen.validation import load
 
     cfg = load([str(EXP / "vae_digits.yaml")])
     dm = build_datamodule(cfg.data, seed=0)
