@@ -34,11 +34,12 @@ def from_run(cfg) -> dict[str, Any]:
     return {"seed": cfg.seed, "n_grid": cfg.run.n_grid, "max_epochs": cfg.trainer.max_epochs,
             "gradient_clip_val": cfg.trainer.gradient_clip_val,
             "gradient_clip_algorithm": cfg.trainer.gradient_clip_algorithm,
-            "binarize": cfg.data.binarize, "on_nonfinite": cfg.run.on_nonfinite}
+            "binarize": cfg.data.binarize, "on_nonfinite": cfg.run.on_nonfinite,
+            "members": None if cfg.seeds is None else list(cfg.seeds)}
 
 
 FROM_RUN = {"data_info", "seed", "n_grid", "max_epochs", "gradient_clip_val",
-            "gradient_clip_algorithm", "binarize", "on_nonfinite"}
+            "gradient_clip_algorithm", "binarize", "on_nonfinite", "members"}
 
 
 def validate_model_config(m) -> None:

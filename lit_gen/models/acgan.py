@@ -28,6 +28,9 @@ class ACGAN(AdversarialModule):
         **kwargs: see AdversarialModule.
     """
 
+    stackable = False  # labels / heads / shared state: no `seeds` ensembles
+    packable = False  # its D reads single samples (labels, heads, reconstructions)
+
     conditional = True
     logged_terms = (*AdversarialModule.logged_terms, "train/d_cls_real", "train/d_cls_fake",
                     "train/acc_real", "train/acc_fake", "train/g_adv", "train/g_cls",

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from lit_gen.errors import ConfigError
 from lit_gen.losses import LOSSES, PENALTIES
 from lit_gen.models.base import (
     Batch,
@@ -50,11 +51,18 @@ class AdversarialModule(GenerativeModule):
         loss: adversarial loss name (lit_gen.losses.LOSSES).
         penalties: `[{name, **kwargs}]` D penalties (lit_gen.losses.PENALTIES).
         n_critic: D steps per G step.
+        pack: PacGAN (Lin et al. 2018): D scores `pack` samples concatenated along the
+            feature/channel dimension, real with real and fake with fake; losses and
+            penalties see the packed inputs. The batch must be a multiple of `pack`.
         g_optim / d_optim: optimizer configs (lit_gen.config.OptimConfig as dict).
         max_epochs: for LR schedules.
     """
 
     uses_nets = ("generator", "discriminator")
+    #: `seeds` ensembles and `model.pack` work for the loss/penalty variants of this loop;
+    #: subclasses with labels, heads or state shared across samples declare False
+    stackable = True
+    packable = True
     logged_terms = ("train/d_adv", "train/d_real", "train/d_fake", "train/d_loss", "train/g_loss",
                     "val/d_real", "val/d_fake", "val/d_adv")
     tiny_config = {"data": {"name": "digits"},
@@ -65,14 +73,21 @@ class AdversarialModule(GenerativeModule):
     def __init__(self, *, generator: dict | None = None, discriminator: dict | None = None,
                  loss: str = "nonsaturating", penalties: list | tuple = (), n_critic: int = 1,
                  g_optim: dict | None = None, d_optim: dict | None = None,
-                 max_epochs: int | None = None, **kwargs):
+                 max_epochs: int | None = None, pack: int = 1, **kwargs):
         super().__init__(**kwargs)
+        if pack < 1:
+            raise ConfigError(f"model.pack must be >= 1, got {pack}")
+        if pack > 1 and not self.packable:
+            raise ConfigError(f"model.pack: '{type(self).__name__}' does not pack its "
+                              "discriminator's inputs; use pack=1 or a loss variant of model gan")
+        self.pack = pack
         self.n_critic = n_critic
         self.adv_loss = LOSSES.get(loss, "model.loss")
         self.penalties = [PENALTIES.get(p["name"], "model.penalties.name")(
             **{k: v for k, v in p.items() if k != "name"}) for p in penalties]
-        self.generator = self.build_generator(generator or {"name": "mlp"})
-        self.discriminator = self.build_discriminator(discriminator or {"name": "mlp"})
+        self.generator, self.discriminator = self.build_members(
+            lambda: self.build_generator(generator or {"name": "mlp"}),
+            lambda: self.build_discriminator(discriminator or {"name": "mlp"}))
         self.setup_ema()
 
     # --- construction hooks -------------------------------------------------------------
@@ -87,12 +102,23 @@ class AdversarialModule(GenerativeModule):
                          out_shape=self.data_shape, **extra)
 
     def build_discriminator(self, spec: dict) -> nn.Module:
-        return build_net(spec, "discriminator", "model.discriminator", in_shape=self.data_shape)
+        # a packed D sees `pack` samples concatenated along the first (feature/channel) axis
+        in_shape = (self.data_shape[0] * self.pack, *self.data_shape[1:])
+        return build_net(spec, "discriminator", "model.discriminator", in_shape=in_shape)
+
+    def packed(self, x: Tensor) -> Tensor:
+        """(B, C, ...) -> (B // pack, pack * C, ...): each group of `pack` consecutive
+        samples concatenated (a batch's remainder dropped). Consecutive rows stay within one
+        member's chunk of an ensemble batch, whose chunks are multiples of `pack`."""
+        if self.pack == 1:
+            return x
+        n = len(x) // self.pack * self.pack
+        return x[:n].reshape(n // self.pack, self.pack * x.shape[1], *x.shape[2:])
 
     # --- the hooks variants override ------------------------------------------------------
     def discriminate(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """D's raw scores, (B,)."""
-        return self.discriminator(x).flatten()
+        """D's raw scores, (B,) (or (B // pack,) for a packed D)."""
+        return self.discriminator(self.packed(x)).flatten()
 
     def generate_fake(self, n: int, labels: Tensor | None = None) -> Fake:
         """Draw z (and labels for conditional models) and run the training generator."""
@@ -117,10 +143,15 @@ class AdversarialModule(GenerativeModule):
     def penalty_loss(self, real: Batch, fake: Fake, logs: dict[str, Tensor]) -> Tensor | float:
         """The sum of the configured D penalties on `discriminate`; adds each to `logs`."""
         y_real = real.y if self.conditional else None
-        critic = lambda x: self.discriminate(x, y_real)  # noqa: E731
+        if self.pack > 1:  # penalties act on D's own (packed) inputs
+            critic = lambda x: self.discriminator(x).flatten()  # noqa: E731
+            real_x, fake_x = self.packed(real.x), self.packed(fake.x)
+        else:
+            critic = lambda x: self.discriminate(x, y_real)  # noqa: E731
+            real_x, fake_x = real.x, fake.x
         total: Tensor | float = 0.0
         for p in self.penalties:
-            term = p.loss(critic, real.x, fake.x)
+            term = p.loss(critic, real_x, fake_x)
             if term is not None:
                 logs[f"penalty_{p.name}"] = term
                 total = total + term

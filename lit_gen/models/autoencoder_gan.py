@@ -19,6 +19,9 @@ class AutoencoderGAN(AdversarialModule):
     subclass it and define `energy` and the losses; `model.loss` is not used.
     """
 
+    stackable = False  # labels / heads / shared state: no `seeds` ensembles
+    packable = False  # its D reads single samples (labels, heads, reconstructions)
+
     net_roles = {"discriminator": "autoencoder"}
     logged_terms = ("train/energy_real", "train/energy_fake", "train/d_loss", "train/g_loss",
                     "val/energy_real", "val/energy_fake")

@@ -20,6 +20,7 @@ from lit_gen.models.optim import (
     default_optim,
 )
 from lit_gen.nets.layers import eval_mode
+from lit_gen.nets.members import member, stack_members
 from lit_gen.registry import Registry, check_kwargs
 
 Tensor = torch.Tensor
@@ -152,6 +153,10 @@ class GenerativeModule(L.LightningModule):
         seed: seeds the fixed noise.
         compile: torch.compile the nets named in `uses_nets` in place when training starts.
         channels_last: channels_last memory format for 4D weights and image batches.
+        members: the member seeds of an ensemble (the config's `seeds`): the nets built by
+            `build_members` hold one member per seed, each with its own init, trained on its
+            own chunk of every batch with its own noise (`sample_latent`); sampling, grids
+            and metrics use member `sample_member` (`as_member(k)`). None: a plain run.
         on_nonfinite: `run.on_nonfinite`: "stop" raises NonFiniteError (exit 3) on a
             non-finite loss, parameter or epoch sum, "skip_step" also drops an optimizer step
             whose loss or gradient is not finite and counts it (`skipped_steps`). See
@@ -179,12 +184,14 @@ class GenerativeModule(L.LightningModule):
     #: run-config sections (an experiment diff; model.name is added) that train it in
     #: seconds on CPU with small nets
     tiny_config: dict[str, Any] = {}
+    #: whether it trains members of an ensemble (`seeds`, `build_members`)
+    stackable: bool = False
 
     def __init__(self, *, data_info: dict, latent_dim: int = 64, n_grid: int = 64,
                  ema: dict | None = None, gradient_clip_val: float | None = None,
                  gradient_clip_algorithm: str | None = None, seed: int = 0,
                  compile: bool = False, channels_last: bool = False,
-                 on_nonfinite: str = "stop"):
+                 on_nonfinite: str = "stop", members: list[int] | None = None):
         super().__init__()
         if on_nonfinite not in NONFINITE_POLICIES:
             raise ConfigError(f"run.on_nonfinite: unknown policy '{on_nonfinite}'. Valid "
@@ -197,6 +204,15 @@ class GenerativeModule(L.LightningModule):
             raise ConfigError(f"model '{type(self).__name__}' is conditional but data "
                               f"'{data_info['name']}' has no labels; choose labelled data")
         self.latent_dim = latent_dim
+        if members is not None and not self.stackable:
+            raise ConfigError(f"seeds: model '{type(self).__name__}' does not train as an "
+                              "ensemble of members; train one run per seed instead")
+        if members is not None and len(members) == 0:
+            raise ConfigError("seeds: give at least one seed, or null for a plain run")
+        self.member_seeds = None if members is None else [int(s) for s in members]
+        self.n_members = 1 if members is None else len(members)
+        self.sample_member = 0  # the member that sampling, grids and metrics use
+        self._member_rngs: list[torch.Generator] | None = None
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer("fixed_noise", torch.randn(n_grid, latent_dim, generator=gen))
         self.register_buffer("fixed_labels", (torch.arange(n_grid) % max(self.num_classes, 1))
@@ -260,8 +276,10 @@ class GenerativeModule(L.LightningModule):
         self.update_ema()
 
     def sampling_generator(self) -> nn.Module:
-        """The generator used for samples and metrics: the EMA copy when enabled."""
-        return self.generator_ema if self.generator_ema is not None else self.generator
+        """The generator used for samples and metrics: the EMA copy when enabled (of member
+        `sample_member`, as a plain net, in an ensemble)."""
+        net = self.generator_ema if self.generator_ema is not None else self.generator
+        return net if self.member_seeds is None else member(net, self.sample_member)
 
     # --- sampling (one signature across the zoo) --------------------------------------
     def sample_labels(self, n: int) -> Tensor | None:
@@ -271,7 +289,52 @@ class GenerativeModule(L.LightningModule):
         return torch.randint(self.num_classes, (n,), device=self.device)
 
     def sample_latent(self, n: int) -> Tensor:
+        """n prior samples, (n, latent_dim). Training an ensemble, n covers every member's
+        chunk and member k's rows come from member k's own stream."""
+        if self.training and self.n_members > 1:
+            rngs = self.member_rngs()
+            return torch.cat([torch.randn(n // self.n_members, self.latent_dim, device=self.device,
+                                          generator=g) for g in rngs])
         return torch.randn(n, self.latent_dim, device=self.device)
+
+    # --- ensembles of members (config `seeds`) ------------------------------------------
+    def build_members(self, *builds: Callable[[], nn.Module]) -> tuple[nn.Module, ...]:
+        """Each `build()` once, in order, for a plain run. For an ensemble, per member seed:
+        torch seeded with it, then every `build()` in order (so member k starts exactly as
+        a plain run of seed k), and each net stacked over the members (lit_gen.nets.members)."""
+        if self.member_seeds is None:
+            return tuple(build() for build in builds)
+        per_member = []
+        for s in self.member_seeds:
+            torch.manual_seed(s)
+            per_member.append([build() for build in builds])
+        return tuple(stack_members(list(nets)) for nets in zip(*per_member, strict=True))
+
+    def member_rngs(self) -> list[torch.Generator]:
+        if self._member_rngs is None or self._member_rngs[0].device != self.device:
+            self.reseed_members(lambda s: s)
+        return self._member_rngs  # type: ignore[return-value]
+
+    def reseed_members(self, seed_of: Callable[[int], int]) -> None:
+        """Seed member k's noise stream with `seed_of(seed_k)` (each training epoch:
+        EpochSeeding, from (seed_k, epoch, rank)). A 1-member ensemble draws from the
+        global stream, exactly as a plain run of its seed."""
+        if self.member_seeds is None or self.n_members == 1:
+            return
+        self._member_rngs = [torch.Generator(device=self.device).manual_seed(seed_of(s))
+                             for s in self.member_seeds]
+
+    def select_member(self, k: int) -> int:
+        """Sampling, grids and metrics use member k from now on; returns the previous one."""
+        if not 0 <= k < self.n_members:
+            raise ConfigError(f"member {k}: this model has {self.n_members} member(s), "
+                              f"0..{self.n_members - 1}")
+        previous, self.sample_member = self.sample_member, k
+        return previous
+
+    def as_member(self, k: int):
+        """A context in which sampling, grids and metrics use member k."""
+        return _AsMember(self, k)
 
     def decode(self, z: Tensor, labels: Tensor | None = None, net: nn.Module | None = None) -> Tensor:
         """Map latent codes (and labels) to data space with the given (default: sampling) net."""
@@ -358,6 +421,10 @@ class GenerativeModule(L.LightningModule):
         counted; under fp16 AMP Lightning's grad scaler already skips steps with inf/NaN
         gradients, so only the loss is read. Returns False for a dropped step."""
         opt.zero_grad(set_to_none=True)
+        if self.n_members > 1:
+            # every term is a mean over all members' rows, i.e. the members' mean: scaled to
+            # their sum, member k's parameters get exactly member k's own gradient
+            loss = loss * self.n_members
         if self.skip_nonfinite:
             self.manual_backward(loss)
             if self._on_any_rank(not bool(torch.isfinite(loss)) or not self._grads_finite(opt)):
@@ -616,6 +683,18 @@ class GenerativeModule(L.LightningModule):
                     if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self":
                         names.add(n)
         return names
+
+
+class _AsMember:
+    def __init__(self, model: GenerativeModule, k: int):
+        self.model, self.k = model, k
+
+    def __enter__(self) -> GenerativeModule:
+        self.previous = self.model.select_member(self.k)
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        self.model.sample_member = self.previous
 
 
 MODELS: Registry[type[GenerativeModule]] = Registry("model")

@@ -39,6 +39,9 @@ class InfoGAN(AdversarialModule):
         **kwargs: see AdversarialModule; latent_dim is the size of the noise z only.
     """
 
+    stackable = False  # labels / heads / shared state: no `seeds` ensembles
+    packable = False  # its D reads single samples (labels, heads, reconstructions)
+
     logged_terms = (*AdversarialModule.logged_terms, "train/info_cat", "train/info_cont",
                     "train/q_cat_acc", "train/g_adv", "train/g_info_cat", "train/g_info_cont")
     grid_names = ("samples", "traversal", "traversal_c1")

@@ -78,14 +78,17 @@ def model_entry(ckpt: dict[str, Any], path: str | Path) -> tuple[str, dict[str, 
     return name, hparams
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild the model of a lit_gen checkpoint with its weights, in eval mode."""
+def load_model(path: str | Path, device: str | torch.device = "cpu", member: int | None = None):
+    """Rebuild the model of a lit_gen checkpoint with its weights, in eval mode; `member`
+    selects the ensemble member that samples (config `seeds`)."""
     ckpt = read_checkpoint(path)
     name, hparams = model_entry(ckpt, path)
     model = MODELS.get(name)(**hparams)
     model.load_state_dict(ckpt["state_dict"])
     model.on_load_checkpoint(ckpt)
     model.run_config = ckpt["lit_gen"].get("run_config") or ckpt["hyper_parameters"].get("run_config")
+    if member is not None:
+        model.select_member(member)
     return model.to(device).eval()
 
 
