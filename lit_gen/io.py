@@ -13,7 +13,7 @@ Writing: a temporary file in the destination's own folder (never TMPDIR, which i
 another filesystem where a rename becomes a copy), flushed and fsync'd, then `os.replace`d:
 a reader, or a run killed at any moment, sees the old file or the new one, never half of
 one. The temporary file is removed when the write fails; one left by a `kill -9` is named
-`.NAME.*.tmp` and removed by `remove_stale_temporaries` when the run dir is next opened.
+`.NAME.*.tmp[.suffix]` and removed by `remove_stale_temporaries` when the run dir is next opened.
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fsync'd and renamed over `path`. On any error (or an interrupt) it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    # the destination's suffix last, for writers that choose the format by it (PNG, npz)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                    suffix=TMP_SUFFIX + path.suffix)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -135,7 +137,7 @@ def remove_stale_temporaries(*folders: str | Path) -> list[Path]:
     for folder in folders:
         folder = Path(folder)
         if folder.is_dir():
-            for p in folder.glob(f".*{TMP_SUFFIX}"):
+            for p in folder.glob(f".*{TMP_SUFFIX}*"):
                 if p.is_file():
                     p.unlink(missing_ok=True)
                     removed.append(p)
