@@ -56,12 +56,12 @@ def torch_load(path: str | Path, what: str, fix: str) -> Any:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(p, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
+        asked = _code_request(err)
+        if asked is not None:
             raise CheckpointError(
-                f"refused to load {what} {p}: it asks for {_unsafe_global(err)}, which is not "
-                "a tensor or plain value; lit_gen loads files with weights_only=True and never "
-                "runs code from them. Use a file written by lit_gen, or re-save its tensors "
-                "only") from None
+                f"refused to load {what} {p}: it asks for {asked}, which is not a tensor or "
+                "plain value; lit_gen loads files with weights_only=True and never runs code "
+                "from them. Use a file written by lit_gen, or re-save its tensors only") from None
         raise CheckpointError(f"cannot read {what} {p} (UnpicklingError); {fix}") from None
     # a corrupt or bit-flipped file can fail anywhere in the unpickler and in torch's zip
     # reader (EOFError, RuntimeError, MemoryError from a garbage size, UnicodeDecodeError, ...):
@@ -70,10 +70,23 @@ def torch_load(path: str | Path, what: str, fix: str) -> Any:
         raise CheckpointError(f"cannot read {what} {p} ({type(err).__name__}); {fix}") from None
 
 
-def _unsafe_global(err: Exception) -> str:
-    """The global a refused weights-only load asked for, from torch's message."""
-    found = re.search(r"GLOBAL ([\w.]+)", str(err))
-    return f"`{found.group(1)}`" if found else "a type outside the weights-only allow-list"
+#: pickle opcodes that name or call code (GLOBAL, INST, OBJ, REDUCE, STACK_GLOBAL, NEWOBJ,
+#: NEWOBJ_EX): a weights-only load that stops at one of them met a payload, not garbage
+CODE_OPCODES = {ord("c"): "GLOBAL", ord("i"): "INST", ord("o"): "OBJ", ord("R"): "REDUCE",
+                0x93: "STACK_GLOBAL", 0x81: "NEWOBJ", 0x92: "NEWOBJ_EX"}
+
+
+def _code_request(err: Exception) -> str | None:
+    """What a refused weights-only load asked for (a global's name, or a code opcode), from
+    torch's message; None when the file is merely corrupt."""
+    text = str(err)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"`{found.group(1)}`"
+    op = re.search(r"Unsupported operand (\d+)", text)
+    if op and int(op.group(1)) in CODE_OPCODES:
+        return f"the pickle opcode {CODE_OPCODES[int(op.group(1))]} (code to run)"
+    return None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,8 +5,10 @@ Other tools (bench, sweep, evaluate) read these files; only rank 0 writes them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -57,13 +59,26 @@ def read_json_list(path: Path) -> list:
 
 
 def check_writable(run_dir: Path) -> None:
-    """A ConfigError now, before any work, if the run dir cannot be created or written
-    (read-only filesystem or folder, a name longer than the filesystem allows)."""
+    """A ConfigError now, before any work, if the run dir cannot be created or written (a
+    read-only filesystem or folder, a name longer than the filesystem allows). Creates
+    nothing that stays: a probe file in the run dir, or in its nearest existing parent."""
+    run_dir = Path(run_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test.{os.getpid()}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
+        existing = run_dir
+        while not existing.exists():
+            existing = existing.parent
+        missing = run_dir.relative_to(existing).parts if existing != run_dir else ()
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        for part in missing:
+            if len(part.encode()) > name_max:
+                raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        if len(str(run_dir.resolve() / CHECKPOINTS_DIR / f".{LAST_CHECKPOINT}.x.tmp.ckpt")) \
+                >= os.pathconf(existing, "PC_PATH_MAX"):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        if not existing.is_dir():
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".lit_gen-write-test."):
+            pass
     except OSError as err:
         raise ConfigError(f"run.dir {run_dir} cannot be written ({err.strerror or err}); "
                           "choose a writable run.dir (or run.root) with a shorter name") from None

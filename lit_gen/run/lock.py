@@ -102,8 +102,8 @@ class RunLock:
     docstring) is replaced by an atomic rename, so of two processes replacing the same stale
     lock only one wins."""
 
-    def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: str | Path, holder: str = "lit_gen.fit"):
+        self.run_dir, self.holder = Path(run_dir), holder
         self.path = self.run_dir / LOCK_FILE
         self.held = False
 
@@ -127,15 +127,15 @@ class RunLock:
                 where = ("; it cannot be checked from this host: if that process is gone, "
                          f"delete {self.path}") if alive is None and info else ""
                 raise RunLockedError(
-                    f"run dir {self.run_dir} is in use by another lit_gen.fit "
+                    f"{self.run_dir} is in use by another {self.holder} "
                     f"({_describe(info)}){where}. Wait for it to end, or choose another "
-                    "run.dir") from None
+                    "folder") from None
             with os.fdopen(fd, "w") as f:
                 f.write(mine)
             self.held = True
             return self
         raise RunLockedError(f"cannot lock run dir {self.run_dir}: its lock {self.path} keeps "
-                             "changing; is another lit_gen.fit starting there?")
+                             f"changing; is another {self.holder} starting there?")
 
     def _replace_stale(self, info: dict, mine: str) -> None:
         tmp = self.run_dir / f".lock.{os.getpid()}.tmp"
