@@ -25,6 +25,7 @@ import os
 import pickle
 import re
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def torch_load(path: str | Path, what: str, fix: str) -> Any:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{what} not found: {p}")
+    _check_crc(p, what, fix)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(p, map_location="cpu", weights_only=True, mmap=False)
@@ -68,6 +70,21 @@ def torch_load(path: str | Path, what: str, fix: str) -> Any:
     # whatever the type, the file cannot be used
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"cannot read {what} {p} ({type(err).__name__}); {fix}") from None
+
+
+def _check_crc(p: Path, what: str, fix: str) -> None:
+    """torch's zip format stores a CRC-32 of every record, and torch.load does not check
+    them: a bit flipped inside a tensor loads silently. Check them all first."""
+    try:
+        if not zipfile.is_zipfile(p):
+            return  # torch's legacy format, or not a torch file: torch.load says which
+        with zipfile.ZipFile(p) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise CheckpointError(f"cannot read {what} {p} ({type(err).__name__}); {fix}") from None
+    if bad is not None:
+        raise CheckpointError(f"cannot read {what} {p} (checksum mismatch in {bad.split('/', 1)[-1]}: "
+                              f"the file is corrupt); {fix}")
 
 
 #: pickle opcodes that name or call code (GLOBAL, INST, OBJ, REDUCE, STACK_GLOBAL, NEWOBJ,

@@ -131,6 +131,8 @@ def resolve_run_dir(cfg) -> tuple[Path, str | None]:
         stamp = (os.environ.get("WANDB_RUN_ID") or os.environ.get("SLURM_JOB_ID")
                  or os.environ.get("TORCHELASTIC_RUN_ID") or time.strftime("%Y%m%d-%H%M%S"))
         run_dir = Path(cfg.run.root) / f"{cfg.experiment}-{stamp}"
+    if rank() == 0:
+        check_writable(run_dir)  # also before the checks below (a too-long name raises there)
     last = run_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT
     if os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0") and last.is_file():
         # a job SLURM requeued (after a pre-emption, see run/signals.py) runs the same

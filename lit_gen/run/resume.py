@@ -24,6 +24,7 @@ from lit_gen.config import to_container
 from lit_gen.errors import ConfigError
 from lit_gen.io import atomic_path, write_json
 from lit_gen.run.dir import RESUMES_FILE
+from lit_gen.run.signals import RESUME_KEY
 
 #: keys a resume may change (fnmatch patterns over dotted keys), and why
 RESUMABLE: dict[str, str] = {
@@ -137,11 +138,14 @@ def record_resume(run_dir: Path, ckpt_path: str, ckpt: dict,
 
 
 def checkpoint_log_step(ckpt: dict) -> int | None:
-    """The logger step the checkpoint was written at (Lightning's batches-that-stepped)."""
+    """The first logger step a run resumed from `ckpt` logs (Lightning's batches-that-stepped;
+    one more for a checkpoint saved at the end of a step, in the middle of an epoch, which
+    Lightning counts again when it restarts there)."""
     try:
-        return int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+        step = int(ckpt["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
     except (KeyError, TypeError, ValueError):
         return None
+    return step + 1 if ckpt.get(RESUME_KEY) else step
 
 
 def truncate_csv(path: Path, step: int) -> int:

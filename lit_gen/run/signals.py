@@ -138,10 +138,19 @@ class Preemption(L.Callback):
     def teardown(self, trainer, pl_module, stage) -> None:
         self._restore_handlers()
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.signum is not None and batch_idx == 0:
+            # the signal came at or after the end of the last epoch's last step: the
+            # epoch-end last.ckpt (written after every epoch) is this very state
+            raise Preempted(self.signum, int(pl_module.g_steps), self.last_path)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if self.signum is None:
-            return
+        if self.signum is None or batch_idx + 1 >= trainer.num_training_batches:
+            return  # the epoch ends here: its checkpoint is written, then the next step stops
         signum = self.signum
+        # the module's own end-of-step hook (step logs, ...) runs after the callbacks'; run
+        # it now, since the step ends here
+        pl_module.on_train_batch_end(outputs, batch, batch_idx)
         self._mid_epoch_state = {
             "epoch": trainer.current_epoch, "batches_done": batch_idx + 1,
             "rng": rng_states(), "epoch_sums": self._epoch_sums(pl_module)}
