@@ -33,7 +33,6 @@ from lit_gen.run.dir import (
     CSV_FILE,
     DONE_FILE,
     ENVIRONMENT_FILE,
-    LAST_CHECKPOINT,
     RUN_DIR_ENV,
     SAMPLES_DIR,
     check_writable,
@@ -51,7 +50,7 @@ from lit_gen.run.resume import (
     record_resume,
     truncate_csv,
 )
-from lit_gen.run.signals import Preempted, Preemption
+from lit_gen.run.signals import Preempted
 from lit_gen.run.trainer import HARMLESS_WARNINGS, build_callbacks, build_loggers, trainer_kwargs
 
 #: the batch a BatchNorm layer needs in training (statistics of a single example fail)
@@ -140,7 +139,6 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path, resumed: dict | None, io, wri
                 truncate_csv(run_dir / CSV_FILE, resumed["log_step"])
             record_resume(run_dir, ckpt_path, resumed, changes)
     callbacks = build_callbacks(cfg, run_dir)
-    callbacks.append(Preemption(run_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT))
     if any(k.startswith(("model.g_optim", "model.d_optim", "model.e_optim")) for k in changes):
         callbacks.append(ApplyOptimizerSettings())
     trainer = L.Trainer(

@@ -18,6 +18,7 @@ from pathlib import Path
 from lit_gen.errors import LitGenError
 
 LOCK_FILE = ".lock"
+UNREADABLE_STALE_S = 60.0  # a lock file still not valid JSON after this long was never finished
 
 
 class RunLockedError(LitGenError):
@@ -60,15 +61,25 @@ def read_lock(run_dir: str | Path) -> dict | None:
         text = path.read_text()
     except FileNotFoundError:
         return None
+    if text.strip().isdigit():  # the sweep runner's older lock: a bare pid of this host
+        return {"pid": int(text), "host": socket.gethostname(), "start_ticks": None}
     try:
         info = json.loads(text)
     except json.JSONDecodeError:
-        return {}
-    return info if isinstance(info, dict) else {}
+        info = None
+    if not isinstance(info, dict):
+        try:  # being written (a few microseconds), unless it has stayed so for a minute
+            old = time.time() - path.stat().st_mtime > UNREADABLE_STALE_S
+        except FileNotFoundError:
+            return None
+        return {"unreadable": True} if old else {}
+    return info
 
 
 def holder_alive(info: dict) -> bool | None:
     """True: the holder runs; False: it certainly does not; None: cannot tell (other host)."""
+    if info.get("unreadable"):
+        return False
     if not info or info.get("host") != socket.gethostname():
         return None if info else True  # an unreadable lock is being written: treat as held
     if info.get("boot_id") and info["boot_id"] != _boot_id():
