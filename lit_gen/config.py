@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -197,6 +198,9 @@ class Config:
     seeds: list[int] | None = None
     experiment: str | None = None  # set from the last --config file's name when null
     resume: str | None = None  # "last" or a checkpoint path
+    # what a resume may change (lit_gen.run.resume): "refuse" anything that defines the run
+    # (model, data, batch size, optimizer, seed), or "allow" it, applied and recorded
+    resume_overrides: str = "refuse"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -274,6 +278,20 @@ def _read_with_defaults(path: Path, seen: tuple[Path, ...]) -> list[tuple[str, D
     return out
 
 
+def _check_scannable(item: str) -> None:
+    """An override value YAML cannot read (`x`, @home, ...) is a ConfigError that says how
+    to quote it, not a yaml traceback."""
+    key, value = item.split("=", 1)
+    try:
+        OmegaConf.from_dotlist([f"value={value}"])
+    except yaml.YAMLError as err:
+        reason = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise ConfigError(f"override '{item}': YAML cannot read the value {value!r} ({reason}); "
+                          f"quote it as a string, e.g. {key}=\"'{value}'\"") from None
+    except OmegaConfBaseException:
+        pass  # reported with its key by compose()
+
+
 def compose(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = ()) -> DictConfig:
     """Defaults <- each yaml file in order <- dotlist overrides, checked against the schema
     (keys and types). `lit_gen.validation.load` adds the checks that need the registries."""
@@ -286,6 +304,8 @@ def compose(config_files: list[str] | tuple[str, ...] = (), overrides: list[str]
             except OmegaConfBaseException as err:
                 raise ConfigError(_describe(err, source)) from None
     dotlist = normalize_overrides(list(overrides))
+    for item in dotlist:
+        _check_scannable(item)
     try:
         _reset_renamed_nets(cfg, OmegaConf.from_dotlist(dotlist))
         for item in dotlist:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from lit_gen.callbacks import save_grid
 from lit_gen.errors import ConfigError, cli_main
+from lit_gen.io import atomic_path
 from lit_gen.models.base import Grid
 from lit_gen.run.checkpoint import load_model
 
@@ -35,6 +37,17 @@ def parse_labels(text: str | None, per_class: int | None, num_classes: int, n: i
     if per_class is not None:
         return torch.arange(num_classes).repeat_interleave(per_class)
     return None
+
+
+def check_writable_file(path: Path) -> None:
+    """A ConfigError unless `path` can be written (its folder created, a file made there)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"--out {path}: cannot write there ({err.strerror or err}); choose "
+                          "a writable folder") from None
 
 
 def generate(model, n: int, labels, batch_size: int, seed: int):
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--out {o}: use a .npz or .png file name")
     if args.n is not None and args.n <= 0 or args.batch_size <= 0:
         raise ConfigError("--n and --batch-size must be positive")
+    for o in outs:  # before the work: a read-only --out is found now, not after sampling
+        check_writable_file(o)
     model = load_model(args.ckpt, args.device, member=args.member)
     if (args.labels or args.per_class) and not model.conditional:
         raise ConfigError("--labels / --per-class need a conditional model; this one is not")
@@ -87,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n or (len(labels) if labels is not None else 64)
     x, y = generate(model, n, labels, args.batch_size, args.seed)
     for o in outs:
-        o.parent.mkdir(parents=True, exist_ok=True)
         if o.suffix == ".npz":
             arrays = {"x": x.numpy()}
             if y is not None:
                 arrays["y"] = y.numpy()
-            np.savez(o, **arrays)
+            with atomic_path(o) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **arrays)
         else:
             nrow = args.nrow or (args.per_class if args.per_class else 8)
             save_grid(Grid(x, nrow), o)

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from lit_gen.io import atomic_path
 from lit_gen.models.base import Grid
 
 
@@ -14,26 +15,27 @@ def save_grid(grid: Grid, path: Path, data: torch.Tensor | None = None) -> Path:
     """PNG of an image grid, or a scatter of 2D points over `data` (N, 2)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     x = grid.x.detach().float().cpu()
-    if x.ndim == 2:
-        import matplotlib
+    with atomic_path(path) as tmp:  # a grid is never seen half-written
+        if x.ndim == 2:
+            import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-        if data is not None:
-            d = data[:2000].float().cpu()
-            ax.scatter(d[:, 0], d[:, 1], s=4, c="0.75", label="data")
-        ax.scatter(x[:, 0], x[:, 1], s=6, c="tab:red", label="samples")
-        ax.set_aspect("equal")
-        ax.legend(loc="upper right", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-    else:
-        from torchvision.utils import save_image
+            fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+            if data is not None:
+                d = data[:2000].float().cpu()
+                ax.scatter(d[:, 0], d[:, 1], s=4, c="0.75", label="data")
+            ax.scatter(x[:, 0], x[:, 1], s=6, c="tab:red", label="samples")
+            ax.set_aspect("equal")
+            ax.legend(loc="upper right", fontsize=8)
+            fig.tight_layout()
+            fig.savefig(tmp)
+            plt.close(fig)
+        else:
+            from torchvision.utils import save_image
 
-        save_image(x, path, nrow=grid.nrow, normalize=True, value_range=(-1, 1), padding=1)
+            save_image(x, tmp, nrow=grid.nrow, normalize=True, value_range=(-1, 1), padding=1)
     return path
 
 

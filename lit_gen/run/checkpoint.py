@@ -1,5 +1,6 @@
-"""Checkpoints of a run: which ones it keeps (the policy), and loading a model back from one
-alone (no config needed)."""
+"""Checkpoints of a run: which ones it keeps (the policy), how they are written and read
+(`RunCheckpointIO`: atomic writes in the checkpoint's own folder, weights-only reads), and
+loading a model back from one alone (no config needed)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lit_gen.callbacks import RunCheckpoint
 from lit_gen.config import from_container
-from lit_gen.errors import CheckpointError
-from lit_gen.io import torch_load
+from lit_gen.errors import CheckpointError, LitGenError
+from lit_gen.io import atomic_torch_save, torch_load
 from lit_gen.metrics import metric_of_key
 from lit_gen.models import MODELS
 from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT
@@ -41,6 +43,32 @@ def build_checkpoints(cfg, run_dir: Path) -> list[RunCheckpoint]:
             save_on_train_epoch_end=True, filename=f"best-{cfg.run.monitor}-epoch{{epoch:04d}}",
             auto_insert_metric_name=False))
     return checkpoints
+
+
+class RunCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO for local files, made safe.
+
+    Saving: torch.save into a temporary file in the checkpoint's folder, fsync, os.replace
+    (Lightning's own goes through fsspec, which stages the file in TMPDIR and moves it: a
+    copy when TMPDIR is another filesystem, so a kill leaves a truncated checkpoint and the
+    staged file behind). Loading: `read_checkpoint` (weights only, clear errors), or the
+    checkpoint `fit` has already read and checked (`preloaded`: path and dict), handed over
+    once."""
+
+    def __init__(self, preloaded: tuple[str, dict[str, Any]] | None = None):
+        super().__init__()
+        self._preloaded = preloaded
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("RunCheckpointIO takes no storage_options")
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        if self._preloaded is not None and str(self._preloaded[0]) == str(path):
+            ckpt, self._preloaded = self._preloaded[1], None
+            return ckpt
+        return read_checkpoint(path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -83,13 +111,39 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", member: int
     selects the ensemble member that samples (config `seeds`)."""
     ckpt = read_checkpoint(path)
     name, hparams = model_entry(ckpt, path)
-    model = MODELS.get(name)(**hparams)
+    try:
+        model = MODELS.get(name)(**hparams)
+    except (TypeError, ValueError, KeyError, LitGenError) as err:
+        raise CheckpointError(f"{path}: cannot rebuild its {name} model from the stored "
+                              f"hyper-parameters ({err}); pass a checkpoint written by this "
+                              "lit_gen") from None
+    check_weights_fit(model, ckpt, path)
     model.load_state_dict(ckpt["state_dict"])
     model.on_load_checkpoint(ckpt)
     model.run_config = ckpt["lit_gen"].get("run_config") or ckpt["hyper_parameters"].get("run_config")
     if member is not None:
         model.select_member(member)
     return model.to(device).eval()
+
+
+def check_weights_fit(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
+    """A CheckpointError unless the checkpoint's weights load into `model` exactly (same
+    names, same shapes)."""
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds no state_dict; pass a lit_gen checkpoint")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if torch.is_tensor(state[k])
+                    and tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or shapes:
+        parts = [f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for what, keys in (("missing", missing), ("unexpected", unexpected),
+                                    ("other shapes", shapes)) if keys]
+        raise CheckpointError(f"the weights in {path} do not fit the configured model "
+                              f"({'; '.join(parts)}): the model or its nets differ from the "
+                              "checkpoint's")
 
 
 def stored_config(path: str | Path):

@@ -89,7 +89,8 @@ def test_a_run_has_one_lit_gen_callback_and_resumes(tmp_path):
     kinds = [type(c).__name__ for c in callbacks]
     assert kinds == ["CallbackGroup", "RunCheckpoint", "RunCheckpoint"]
     members = [type(c).__name__ for c in callbacks[0].callbacks]
-    assert members == ["EpochSeeding", "SyncBuffers", "SampleGrids", "FinalMetrics", "DDPParameterCheck"]
+    assert members == ["EpochSeeding", "SyncBuffers", "SampleGrids", "FinalMetrics", "DDPParameterCheck",
+                       "Preemption"]
     # the grouped callbacks still do their work, and a resumed run continues from last.ckpt
     run = fit([RING], tiny_overrides(tmp_path / "r"))
     assert (run / "samples" / "samples_final.png").is_file() and (run / "metrics.json").is_file()

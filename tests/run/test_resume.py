@@ -89,6 +89,6 @@ def test_killed_run_resumes_from_last_epoch(tmp_path, monkeypatch):
     state = read_checkpoint(run / "checkpoints" / "last.ckpt")
     assert state["epoch"] == 1 and state["lit_gen"]["g_steps"] == 12  # 2 epochs x 6 batches
     monkeypatch.setattr(fit_mod, "build_callbacks", original)
-    fit(cfg, tiny_overrides(run, epochs=3) + ["resume=last"])
-    assert json.loads((run / "metrics.json").read_text())["epoch"] == 3
+    fit(cfg, tiny_overrides(run, epochs=4) + ["resume=last"])
+    assert json.loads((run / "metrics.json").read_text())["epoch"] == 4
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
