@@ -33,6 +33,7 @@ class DataConfig:
     channels: int | None = None  # image_folder: 1 or 3 (None: 3)
     limit: int | None = None  # use only the first N training examples (tiny runs, tests)
     binarize: bool = False  # images to {-1, 1}, for Bernoulli likelihoods
+    binarization: str = "threshold"  # threshold (x > 0, once) | dynamic (Bernoulli, every read)
     # toy 2D sets
     n_samples: int = 20000
     radius: float | None = None  # ring2d: circle radius (1); grid2d: spacing (2)
@@ -188,6 +189,19 @@ class MetricsConfig:
     likelihood_split: str = "test"  # train | val | test
     likelihood_limit: int | None = None  # use only the first N examples of the split
     likelihood_batch_size: int = 16  # examples per elbo / iwae_log_likelihood call
+    # feature extractors other than Inception / classifier (dinov2-vit-*-14, clip-vit-b-32,
+    # vgg16): their local weights file (None: the torch.hub checkpoints folder)
+    extractor_weights: str | None = None
+    extractor_dtype: str | None = None  # float32 | float64 inside the extractor (None: float32)
+    dc_neighborhood: int = 5  # k of density / coverage (Naeem et al. 2020)
+    memorization_split: str = "test"  # held-out real images of the data-copying test
+    memorization_cells: int = 10  # k-means cells of the training features (Meehan et al. 2020)
+    memorization_min_cell: int = 20  # generated samples a cell needs to be scored
+    fd_inf_points: int = 5  # sample sizes of the FD-infinity fit (Chong & Forsyth 2020)
+    fd_inf_min_samples: int | None = None  # smallest of them (None: num_samples // 5)
+    recon_split: str = "test"  # images encoded and decoded for recon_fid (autoencoders)
+    latent_sampler: str = "prior"  # autoencoders: prior | gmm | two_stage (lit_gen.metrics.latent_samplers)
+    latent_sampler_file: str | None = None  # the fitted sampler (None: next to the checkpoint)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 
 from lit_gen.metrics.evaluator import Evaluator
+from lit_gen.metrics.latent_samplers import prepare_latent_sampler
 from lit_gen.run.dir import update_metrics
 
 
@@ -42,6 +43,11 @@ class SampleMetrics(L.Callback):
             self.evaluator.prepare()  # resolve (download once) the extractor weights before training
 
     def _evaluate(self, trainer, pl_module, epochs_done: int) -> dict[str, float]:
+        if self.cfg.metrics.latent_sampler != "prior":
+            # refitted on the current codes at every evaluation, identically on every rank
+            sampler, proto = prepare_latent_sampler(pl_module, self.cfg.metrics.latent_sampler, None,
+                                                    trainer.datamodule, seed=self.cfg.seed)
+            self.evaluator.latent_sampler, self.evaluator.latent_sampler_protocol = sampler, proto
         values, protocol = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
         members = self._member_values(pl_module, values)
         protocol.update(epoch=epochs_done, g_step=pl_module.g_steps,
