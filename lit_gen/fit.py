@@ -7,6 +7,10 @@ logic lives here.
 from __future__ import annotations
 
 import os
+
+# before torch loads its OpenMP runtime, which reads this once (see lit_gen.run.threads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import sys
 import time
 import warnings
@@ -32,6 +36,11 @@ from lit_gen.run.dir import (
 )
 from lit_gen.run.loggers import sync_wandb_summary
 from lit_gen.run.provenance import environment_info
+from lit_gen.run.threads import (
+    apply_thread_policy,
+    cuda_queried_per_step,
+    skip_cuda_query_without_gpu,
+)
 from lit_gen.run.trainer import HARMLESS_WARNINGS, build_callbacks, build_loggers, trainer_kwargs
 
 
@@ -43,19 +52,22 @@ def run(cfg) -> Path:
     dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()  # load (and check) the data before anything is written
     model = build_model(cfg, dm.info().as_dict())
+    threads = apply_thread_policy(cfg, model)
+    skip_cuda_query_without_gpu()
+    threads["cuda_query_per_step"] = cuda_queried_per_step()
     run_dir, ckpt_path = resolve_run_dir(cfg)
     if ckpt_path is not None:
         read_checkpoint(ckpt_path)  # fail early and clearly on a missing or corrupt file
     inherited = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP processes started later use the same dir
     try:
-        return _fit(cfg, dm, model, run_dir, ckpt_path)
+        return _fit(cfg, dm, model, run_dir, ckpt_path, threads)
     finally:
         if inherited is None:
             os.environ.pop(RUN_DIR_ENV, None)
 
 
-def _fit(cfg, dm, model, run_dir: Path, ckpt_path: str | None) -> Path:
+def _fit(cfg, dm, model, run_dir: Path, ckpt_path: str | None, threads: dict) -> Path:
     if rank() == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / DONE_FILE).unlink(missing_ok=True)  # a resumed run is unfinished again
@@ -67,7 +79,7 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path: str | None) -> Path:
         **trainer_kwargs(cfg, model),
     )
     if trainer.is_global_zero:
-        write_json(run_dir / ENVIRONMENT_FILE, environment_info(trainer))
+        write_json(run_dir / ENVIRONMENT_FILE, {**environment_info(trainer), "threads": threads})
     start = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     if trainer.is_global_zero:
