@@ -111,8 +111,8 @@ def timed_loop(cfg, s: Settings, case: TrainCase, device: torch.device, dm,
     """Run the setup's step over the plain loop's batches inside the timing window, reading
     the loss on the host every `log_every_n_steps` batches as a user's loop would.
 
-    Counterpart of Lightning's fit loop as `lit_gen.fit` drives it (`lightning.Trainer.fit`
-    over `GenerativeDataModule.train_dataloader`, logging every `log_every_n_steps`)."""
+    Counterpart of `lightning.Trainer.fit` as `lit_gen.fit` drives it (over
+    `GenerativeDataModule.train_dataloader`, logging every `log_every_n_steps`)."""
     window = StepWindow(s.warmup, s.steps, device)
     log_every = cfg.trainer.log_every_n_steps
     amp = Amp(s.precision, device)
