@@ -329,7 +329,7 @@ def test_kl_warmup_and_capacity_schedules():
 
 
 def test_sample_grids_put_inputs_above_reconstructions():
-    from lit_gen.config import load
+    from lit_gen.validation import load
     from lit_gen.data import build_datamodule
 
     cfg = load([str(EXP / "vae_digits.yaml")])
