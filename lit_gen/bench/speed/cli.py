@@ -78,14 +78,18 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
                         "and two side by side (the run's own thread policy)")
     p.add_argument("--fit-root", default=None,
                    help="the checkout whose `lit_gen.fit` the whole-process sections run "
-                        "(default: this one), for before/after figures")
+                        "(default: this one)")
+    p.add_argument("--before-root", default=None,
+                   help="whole process: also time this checkout's `lit_gen.fit`, interleaved "
+                        "(before/after figures in one run)")
     args = p.parse_args(argv)
     s = replace(QUICK) if args.quick else Settings()
     for f in ("models", "sizes", "data", "batches", "batch_size", "warmup", "steps", "repeats",
               "precision", "compile", "channels_last", "fid_n", "fid_real", "fid_batch_size",
               "fid_repeats", "extractors", "fast_paths", "mnist_root", "seed", "skip_train",
               "skip_fid", "clock", "net_overrides", "lightning_floor", "experiments", "epochs",
-              "process_threads", "process_repeats", "steps_per_batch", "thread_policy"):
+              "process_threads", "process_repeats", "steps_per_batch", "thread_policy",
+              "before_root"):
         value = getattr(args, f)
         if value is not None:
             setattr(s, f, value)
@@ -109,7 +113,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     for name in ("batch_size", "warmup", "steps", "repeats", "fid_n", "fid_real",
                  "fid_batch_size", "fid_repeats", "epochs", "process_threads",
                  "process_repeats"):
-        if getattr(s, name) < 1:
+        if getattr(s, name) is not None and getattr(s, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
     return s, args
 
@@ -139,7 +143,7 @@ def run(s: Settings, device: torch.device, log: Callable = print,
         result["process"] = [bench_experiment(e, s, device, fit_root, log) for e in s.experiments]
     if s.thread_policy:
         log("thread policy:")
-        result["thread_policy"] = [bench_thread_policy(s.experiments[0], s, fit_root, log)]
+        result["thread_policy"] = bench_thread_policy(s.experiments[0], s, fit_root, log)
     result["targets"] = summarize(result)
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
     return result

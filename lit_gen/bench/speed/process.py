@@ -30,6 +30,7 @@ from lit_gen.bench.speed.measure import median, status
 from lit_gen.bench.speed.plain import run_plain
 from lit_gen.bench.speed.settings import (
     BUSY_NEIGHBOUR_TARGET,
+    EXPERIMENT_EPOCHS,
     EXPERIMENTS,
     RATIO_TARGET,
     SIDE_BY_SIDE_TARGET,
@@ -123,9 +124,16 @@ class Experiment:
         return [sys.executable, "-c", code]
 
 
+def epochs_of(name: str, s: Settings) -> int:
+    return s.epochs or EXPERIMENT_EPOCHS.get(name, 2)
+
+
 def sides(s: Settings) -> dict[str, tuple[str, int]]:
-    """Whole-process sides: name -> (kind, plain steps per Lightning batch)."""
+    """Whole-process sides: name -> (kind, plain steps per Lightning batch); `lit_gen_before`
+    is `lit_gen.fit` of the `--before-root` checkout."""
     out = {"plain": ("plain", 1), "lightning": ("bare", 1), "lit_gen": ("lit_gen", 1)}
+    if s.before_root:
+        out["lit_gen_before"] = ("lit_gen", 1)
     out.update({f"lightning_k{k}": ("bare", k) for k in s.steps_per_batch if k > 1})
     return out
 
@@ -159,14 +167,15 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
                      log: Callable) -> dict[str, Any]:
     """The whole-process row of one experiment: per-step ms and start-up of each side, the
     ratios, and the in-epoch figure."""
-    epochs = s.epochs
+    epochs = epochs_of(name, s)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         exp = Experiment(name, tmp, s)
-        # lit_gen.fit from fit_root (another checkout, for before/after figures); the
+        # lit_gen.fit from fit_root (and --before-root's checkout, interleaved); the
         # reference scripts always from this one
-        envs = {"lit_gen": child_env(s.process_threads, fit_root),
-                "script": child_env(s.process_threads, ROOT)}
+        roots = {"lit_gen": fit_root, "lit_gen_before": Path(s.before_root or fit_root),
+                 "script": ROOT}
+        envs = {k: child_env(s.process_threads, root) for k, root in roots.items()}
         all_sides = sides(s)
         per_step: dict[str, list[float]] = {k: [] for k in all_sides}
         startup: dict[str, list[float]] = {k: [] for k in all_sides}
@@ -181,7 +190,7 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
                     e = epochs * mult
                     out = tmp / f"{side}-r{r}-e{e}"
                     if kind == "lit_gen":
-                        argv, env, cwd = exp.fit_argv(e, out), envs["lit_gen"], fit_root
+                        argv, env, cwd = exp.fit_argv(e, out), envs[side], roots[side]
                     else:
                         argv = exp.script_argv(kind, e, out, s.process_threads, k)
                         env, cwd = envs["script"], ROOT
@@ -194,7 +203,8 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
         torch.set_num_threads(s.process_threads)
         inside = in_epoch(exp, s, device)
         row: dict[str, Any] = {
-            "experiment": name, "label": EXPERIMENTS.get(name, name), "epochs": [epochs, 3 * epochs],
+            "experiment": name, "label": EXPERIMENTS.get(name, name),
+            "epochs": [epochs, 3 * epochs],
             "steps": [exp.steps(epochs), exp.steps(3 * epochs)], "batch_size": exp.batch_size,
             "threads": s.process_threads, "load_avg": loads, "in_epoch_ms_per_step": inside}
     for side in all_sides:
@@ -209,6 +219,9 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
     for side in all_sides:
         if side.startswith("lightning_k"):
             row[side]["ratio"] = round(plain / row[side]["ms_per_step"], 4)
+    if "lit_gen_before" in row:
+        row["lit_gen_before"]["ratio"] = round(plain / row["lit_gen_before"]["ms_per_step"], 4)
+        row["before_root"] = s.before_root
     row["in_epoch_ratio"] = round(inside["plain"] / inside["lit_gen"], 4)
     row["target"] = f"whole-process ratio >= {RATIO_TARGET}"
     row["status"] = status(row["ratio"] >= RATIO_TARGET)
@@ -219,47 +232,58 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
     return row
 
 
-def bench_thread_policy(name: str, s: Settings, fit_root: Path, log: Callable) -> dict[str, Any]:
+def bench_thread_policy(name: str, s: Settings, fit_root: Path,
+                        log: Callable) -> list[dict[str, Any]]:
     """Whole-process wall time of default runs (no thread setting: the run's policy) quiet,
-    beside one busy single-threaded process, and two started side by side."""
-    epochs = s.epochs
-    env = child_env(None, fit_root)
+    beside one busy single-threaded process, and two started side by side; for this
+    checkout and, interleaved, the `--before-root` one."""
+    epochs = epochs_of(name, s)
+    roots = {"lit_gen": fit_root, **({"lit_gen_before": Path(s.before_root)}
+                                     if s.before_root else {})}
+    times = {k: {"quiet": [], "busy_neighbour": [], "side_by_side": []} for k in roots}
+    loads = [load_avg()]
+    threads = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         exp = Experiment(name, tmp, s)
-        quiet, busy, pair = [], [], []
-        loads = [load_avg()]
         for r in range(s.process_repeats):
-            quiet.append(timed(exp.fit_argv(epochs, tmp / f"q{r}"), env, fit_root, tmp / "q.log"))
-            hog = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
-            try:
-                busy.append(timed(exp.fit_argv(epochs, tmp / f"b{r}"), env, fit_root,
-                                  tmp / "b.log"))
-            finally:
-                hog.kill()
-                hog.wait()
-            t0 = time.perf_counter()
-            procs = [(start(exp.fit_argv(epochs, tmp / f"p{r}{i}"), env, fit_root,
-                            tmp / f"p{i}.log"), tmp / f"p{i}.log") for i in range(2)]
-            ends = []
-            for proc, log_file in procs:
-                finish(proc, log_file)
-                ends.append(time.perf_counter() - t0)
-            pair.append(max(ends))  # the first may end earlier: the slower one counts
-            loads.append(load_avg())
-        threads = json_of(tmp / "q0" / "environment.json").get("threads", {})
-    q, b, p = median(quiet), median(busy), median(pair)
-    row = {"experiment": name, "epochs": epochs, "fit_root": str(fit_root), "threads": threads,
-           "quiet_s": round(q, 2), "busy_neighbour_s": round(b, 2), "side_by_side_s": round(p, 2),
-           "runs": {"quiet": quiet, "busy_neighbour": busy, "side_by_side": pair},
-           "busy_ratio": round(b / q, 3), "side_by_side_ratio": round(p / q, 3), "load_avg": loads}
-    row["status"] = status(row["busy_ratio"] <= BUSY_NEIGHBOUR_TARGET
-                           and row["side_by_side_ratio"] <= SIDE_BY_SIDE_TARGET)
-    row["target"] = (f"busy neighbour <= {BUSY_NEIGHBOUR_TARGET}x quiet, two side by side "
-                     f"<= {SIDE_BY_SIDE_TARGET}x")
-    log(f"  threads {name}: quiet {q:.1f} s, beside a busy process {b:.1f} s (x{b / q:.2f}), "
-        f"two side by side {p:.1f} s (x{p / q:.2f}); policy {threads}")
-    return row
+            for key, root in (roots.items() if r % 2 == 0 else reversed(roots.items())):
+                env, t = child_env(None, root), times[key]
+                run = tmp / f"{key}-q{r}"
+                t["quiet"].append(timed(exp.fit_argv(epochs, run), env, root, tmp / "q.log"))
+                threads[key] = json_of(run / "environment.json").get("threads", {})
+                hog = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+                try:
+                    t["busy_neighbour"].append(timed(exp.fit_argv(epochs, tmp / f"{key}-b{r}"),
+                                                     env, root, tmp / "b.log"))
+                finally:
+                    hog.kill()
+                    hog.wait()
+                t0 = time.perf_counter()
+                procs = [(start(exp.fit_argv(epochs, tmp / f"{key}-p{r}{i}"), env, root,
+                                tmp / f"p{i}.log"), tmp / f"p{i}.log") for i in range(2)]
+                ends = []
+                for proc, log_file in procs:
+                    finish(proc, log_file)
+                    ends.append(time.perf_counter() - t0)
+                t["side_by_side"].append(max(ends))  # the slower of the two counts
+                loads.append(load_avg())
+    rows = []
+    for key, root in roots.items():
+        q, b, p = (median(times[key][k]) for k in ("quiet", "busy_neighbour", "side_by_side"))
+        row = {"experiment": name, "side": key, "epochs": epochs, "fit_root": str(root),
+               "threads": threads.get(key, {}), "quiet_s": round(q, 2),
+               "busy_neighbour_s": round(b, 2), "side_by_side_s": round(p, 2),
+               "runs": times[key], "busy_ratio": round(b / q, 3),
+               "side_by_side_ratio": round(p / q, 3), "load_avg": loads}
+        row["status"] = status(row["busy_ratio"] <= BUSY_NEIGHBOUR_TARGET
+                               and row["side_by_side_ratio"] <= SIDE_BY_SIDE_TARGET)
+        row["target"] = (f"busy neighbour <= {BUSY_NEIGHBOUR_TARGET}x quiet, two side by side "
+                         f"<= {SIDE_BY_SIDE_TARGET}x")
+        log(f"  threads {name} {key}: quiet {q:.1f} s, beside a busy process {b:.1f} s "
+            f"(x{b / q:.2f}), two side by side {p:.1f} s (x{p / q:.2f}); {row['threads']}")
+        rows.append(row)
+    return rows
 
 
 def json_of(path: Path) -> dict:

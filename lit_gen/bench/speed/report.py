@@ -22,7 +22,8 @@ def summarize(result: dict) -> list[dict]:
         targets.append({"check": f"whole-process ratio {row['experiment']}", "value": row["ratio"],
                         "target": f">= {RATIO_TARGET}", "status": row["status"]})
     for row in result["thread_policy"]:
-        targets.append({"check": f"thread policy {row['experiment']} (busy x, side by side x)",
+        targets.append({"check": f"thread policy {row['experiment']} {row['side']} "
+                                 "(busy x, side by side x)",
                         "value": [row["busy_ratio"], row["side_by_side_ratio"]],
                         "target": row["target"], "status": row["status"]})
     for row in result["data_paths"]:
@@ -70,8 +71,9 @@ def format_report(result: dict) -> str:
                          f"{str(r['lit_gen']['startup_s']) + '/' + str(r['plain']['startup_s']):>12}"
                          f"  {r['status']}")
             for side, v in r.items():
-                if side.startswith("lightning_k"):
-                    lines.append(f"  {side}: {v['ms_per_step']} ms/step, x{v['ratio']} of plain")
+                if side.startswith("lightning_k") or side == "lit_gen_before":
+                    lines.append(f"  {side}: {v['ms_per_step']} ms/step, x{v['ratio']} of plain, "
+                                 f"start-up {v['startup_s']} s")
             lines.append(f"  load average {r['load_avg']}")
         lines.append("(ratio = plain / lit_gen ms per step, the target; in-epoch = the same "
                      "inside the epoch; start-up = lit_gen / plain seconds)")
@@ -80,7 +82,7 @@ def format_report(result: dict) -> str:
         lines.append(f"{'thread policy (whole run, s)':<30}{'quiet':>8}{'busy':>8}{'x':>7}"
                      f"{'pair':>8}{'x':>7}  threads")
         for r in result["thread_policy"]:
-            lines.append(f"{r['experiment']:<30}{r['quiet_s']:>8}{r['busy_neighbour_s']:>8}"
+            lines.append(f"{r['experiment'] + ' ' + r['side']:<30}{r['quiet_s']:>8}{r['busy_neighbour_s']:>8}"
                          f"{r['busy_ratio']:>7}{r['side_by_side_s']:>8}"
                          f"{r['side_by_side_ratio']:>7}  {r['threads'].get('intra_op_threads', '?')}"
                          f" ({r['threads'].get('source', 'torch default')}); load {r['load_avg']}")

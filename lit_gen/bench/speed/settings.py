@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 MODEL_CONFIGS = {"dcgan": "dcgan.yaml", "wgan_gp": "wgan_gp.yaml", "vae": "vae.yaml"}
 #: the whole-process cases: experiment yaml (conf/experiment/) -> short name
 EXPERIMENTS = {"gan_grid2d": "toy GAN", "vae_digits": "MLP VAE", "dcgan_digits": "DCGAN digits"}
+#: N of each (N vs 3N epochs): about 600 steps, so that 2N epochs outweigh start-up noise
+EXPERIMENT_EPOCHS = {"gan_grid2d": 8, "vae_digits": 25, "dcgan_digits": 3}
 RATIO_TARGET = 0.95
 FID_SPEEDUP_TARGET = 2.0
 #: thread-policy targets (issue 13): a run beside one busy process, and two runs side by side
@@ -47,7 +49,8 @@ class Settings:
     lightning_floor: bool = True
     # whole process (`lit_gen.fit` vs a plain script, N vs 3N epochs; see process.py)
     experiments: list[str] = field(default_factory=list)
-    epochs: int = 2  # N (the long runs train 3N epochs)
+    epochs: int | None = None  # N (the long runs train 3N); None: EXPERIMENT_EPOCHS or 2
+    before_root: str | None = None  # another checkout's lit_gen.fit, timed interleaved
     process_threads: int = 1  # torch threads of both sides (run.threads for lit_gen.fit)
     process_repeats: int = 2
     steps_per_batch: list[int] = field(default_factory=list)  # bare-Lightning K-step variants
