@@ -88,6 +88,7 @@ class ModelConfig:
     e_optim: OptimConfig | None = None  # third optimizer where a model has one (VAE-GAN)
     ema: EMAConfig = field(default_factory=EMAConfig)
     params: dict[str, Any] = field(default_factory=dict)
+    pack: int = 1  # PacGAN (Lin et al. 2018): D scores `pack` samples concatenated
     compile: bool = False  # torch.compile the nets in place (state_dict keys unchanged)
     channels_last: bool = False  # channels_last memory format for conv nets and their inputs
 
@@ -145,6 +146,9 @@ class RunConfig:
     monitor: str | None = None  # metric for best checkpoints, e.g. "val/elbo" or "fid"
     monitor_mode: str = "min"
     save_top_k: int = 1
+    # a non-finite loss, gradient or parameter: stop (exit 3, last finite checkpoint kept)
+    # or skip_step (drop that optimizer step, count it in train/skipped_steps)
+    on_nonfinite: str = "stop"
 
 
 @dataclass
@@ -194,6 +198,9 @@ class MetricsConfig:
 @dataclass
 class Config:
     seed: int = 0
+    # train one member per seed as one vectorized ensemble (lit_gen/nets/members.py): each
+    # member has its own init, data, shuffling and noise; `seed` seeds what they share
+    seeds: list[int] | None = None
     experiment: str | None = None  # set from the last --config file's name when null
     resume: str | None = None  # "last" or a checkpoint path
     data: DataConfig = field(default_factory=DataConfig)

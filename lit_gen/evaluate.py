@@ -41,6 +41,8 @@ def parse_args(argv):
     parser.add_argument("--samples", default=None, help="score this .npz (array x) instead of sampling")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--member", type=int, default=None,
+                        help="ensemble runs (config seeds): the member to evaluate (default 0)")
     return parser.parse_known_args(argv)
 
 
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
     start = time.time()
-    model = load_model(args.ckpt, args.device)
+    model = load_model(args.ckpt, args.device, member=args.member)
     cfg = evaluation_config(args.ckpt, args, overrides, model)
     dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()

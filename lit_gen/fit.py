@@ -20,6 +20,7 @@ import lightning as L
 from omegaconf import OmegaConf
 
 from lit_gen.data import build_datamodule
+from lit_gen.data.members import MemberDataModule
 from lit_gen.errors import cli_main
 from lit_gen.io import atomic_write_text, write_json
 from lit_gen.models import build_model
@@ -49,7 +50,10 @@ def run(cfg) -> Path:
     for pattern in HARMLESS_WARNINGS:
         warnings.filterwarnings("ignore", pattern)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg.data, seed=cfg.seed)
+    if cfg.seeds:  # an ensemble: one DataModule per member seed, batched together
+        dm = MemberDataModule([build_datamodule(cfg.data, seed=s) for s in cfg.seeds])
+    else:
+        dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()  # load (and check) the data before anything is written
     model = build_model(cfg, dm.info().as_dict())
     threads = apply_thread_policy(cfg, model)

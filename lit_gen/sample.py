@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=None,
                         help="conditional models: N samples of every class")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--member", type=int, default=None,
+                        help="ensemble runs (config seeds): the member to sample (default 0)")
     parser.add_argument("--nrow", type=int, default=None, help="images per grid row")
     args = parser.parse_args(argv)
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--out {o}: use a .npz or .png file name")
     if args.n is not None and args.n <= 0 or args.batch_size <= 0:
         raise ConfigError("--n and --batch-size must be positive")
-    model = load_model(args.ckpt, args.device)
+    model = load_model(args.ckpt, args.device, member=args.member)
     if (args.labels or args.per_class) and not model.conditional:
         raise ConfigError("--labels / --per-class need a conditional model; this one is not")
     labels = parse_labels(args.labels, args.per_class, model.num_classes, args.n)

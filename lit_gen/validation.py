@@ -59,6 +59,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.data.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     validate_model_config(cfg.model)
+    validate_members_and_pack(cfg)
     validate_fast_paths(cfg)
     validate_metrics_config(cfg)
 
@@ -112,3 +113,27 @@ def validate_metrics_config(cfg) -> None:
         if m.every_n_epochs is None:
             raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.every_n_epochs "
                               "(the epochs at which it is computed and the best checkpoint kept)")
+
+
+def validate_members_and_pack(cfg: DictConfig) -> None:
+    """`seeds` (an ensemble of members) and `model.pack` (PacGAN) against the model class."""
+    cls = MODELS.get(cfg.model.name, "model.name")
+    if cfg.seeds is not None:
+        if not cls.stackable:
+            raise ConfigError(f"seeds: model '{cfg.model.name}' does not train as an ensemble "
+                              "of members; run one fit per seed (a sweep over `seed`) instead")
+        if len(cfg.seeds) == 0:
+            raise ConfigError("seeds: give at least one seed, or null for a plain run")
+        if cfg.trainer.strategy not in ("auto", "single_device") or cfg.data.num_workers:
+            raise ConfigError("seeds: an ensemble trains in one process on its device batches; "
+                              "drop trainer.strategy and data.num_workers")
+    pack = cfg.model.pack
+    if pack != 1:
+        if pack < 1:
+            raise ConfigError(f"model.pack must be >= 1, got {pack}")
+        if not getattr(cls, "packable", False):
+            raise ConfigError(f"model.pack: model '{cfg.model.name}' does not pack its "
+                              "discriminator's inputs; use a loss variant of model gan")
+        if cfg.data.batch_size % pack:
+            raise ConfigError(f"model.pack={pack}: data.batch_size ({cfg.data.batch_size}) must "
+                              "be a multiple of it")

@@ -41,6 +41,8 @@ class MemberLinear(nn.Module):
             if has_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.members == 1:  # nn.Linear's own kernel: a 1-member net computes bit for bit
+            return F.linear(x, self.weight[0], None if self.bias is None else self.bias[0])
         xb = x.reshape(self.members, -1, x.shape[-1])  # (M, B, in)
         w = self.weight.transpose(1, 2)  # (M, in, out)
         out = torch.bmm(xb, w) if self.bias is None else torch.baddbmm(self.bias[:, None], xb, w)

@@ -92,21 +92,51 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild the model of a lit_gen checkpoint with its weights, in eval mode."""
+def model_entry(ckpt: dict[str, Any], path: str | Path) -> tuple[str, dict[str, Any]]:
+    """(registry name, constructor arguments) of a checkpoint's model.
+
+    Checkpoints name the registry entry (`lit_gen.model`, e.g. "wae_gan"). Older ones named
+    the class (`lit_gen.model_class`) and kept the whole run config among the
+    hyper-parameters; they still load: the run config is dropped from the arguments, and
+    the VAE's `binarize` is read from its data section."""
+    state = ckpt["lit_gen"]
+    hparams = dict(ckpt["hyper_parameters"])
+    name = state.get("model")
+    if name is None and "model_class" in state:  # the older, class-name form
+        by_class = {MODELS.get(n).__name__: n for n in MODELS.names()}
+        name = by_class.get(state["model_class"])
+        if name is None:
+            raise CheckpointError(f"{path}: model class '{state['model_class']}' is unknown to "
+                                  f"this lit_gen; known models: {', '.join(MODELS.names())}")
+        run_config = hparams.pop("run_config", None) or {}
+        if "binarize" in MODELS.get(name).hparam_names():
+            hparams["binarize"] = run_config.get("data", {}).get("binarize")
+    if name not in MODELS:
+        raise CheckpointError(f"{path}: model '{name}' is unknown to this lit_gen; known "
+                              f"models: {', '.join(MODELS.names())}")
+    return name, hparams
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", member: int | None = None):
+    """Rebuild the model of a lit_gen checkpoint with its weights, in eval mode; `member`
+    selects the ensemble member that samples (config `seeds`)."""
     ckpt = read_checkpoint(path)
-    cls_name = ckpt["lit_gen"]["model_class"]
-    by_class = {MODELS.get(n).__name__: MODELS.get(n) for n in MODELS.names()}
-    if cls_name not in by_class:
-        raise CheckpointError(f"{path}: model class '{cls_name}' is unknown to this lit_gen")
-    cls = by_class[cls_name]
-    model = cls(**ckpt["hyper_parameters"])
+    name, hparams = model_entry(ckpt, path)
+    model = MODELS.get(name)(**hparams)
     model.load_state_dict(ckpt["state_dict"])
     model.on_load_checkpoint(ckpt)
+    model.run_config = ckpt["lit_gen"].get("run_config") or ckpt["hyper_parameters"].get("run_config")
+    if member is not None:
+        model.select_member(member)
     return model.to(device).eval()
 
 
 def stored_config(path: str | Path):
-    """The resolved run config saved with the checkpoint."""
+    """The resolved run config saved with the checkpoint (in its lit_gen section; older
+    checkpoints kept it among the hyper-parameters)."""
     ckpt = read_checkpoint(path)
-    return from_container(ckpt["hyper_parameters"]["run_config"])
+    stored = ckpt["lit_gen"].get("run_config") or ckpt["hyper_parameters"].get("run_config")
+    if stored is None:
+        raise CheckpointError(f"{path} holds no run config (not written by `python -m "
+                              "lit_gen.fit`); evaluate it with an explicit --config")
+    return from_container(stored)
