@@ -62,14 +62,14 @@ def format_report(result: dict) -> str:
         lines.append("whole process (ms per step, start-up cancelled: N vs 3N epochs of "
                      "`python -m lit_gen.fit` and of the plain script)")
         lines.append(f"{'experiment':<16}{'plain':>9}{'L-bare':>9}{'lit_gen':>9}{'ratio':>8}"
-                     f"{'L/plain':>9}{'vs L':>7}{'in-epoch':>10}{'start-up s':>12}  status")
+                     f"{'L/plain':>9}{'vs L':>8}{'in-epoch':>10}{'start-up s':>14}  status")
         for r in result["process"]:
-            lines.append(f"{r['experiment']:<16}{r['plain']['ms_per_step']:>9}"
-                         f"{r['lightning']['ms_per_step']:>9}{r['lit_gen']['ms_per_step']:>9}"
-                         f"{r['ratio']:>8}{r['lightning_ratio']:>9}{r['ratio_vs_lightning']:>7}"
-                         f"{r['in_epoch_ratio']:>10}"
-                         f"{str(r['lit_gen']['startup_s']) + '/' + str(r['plain']['startup_s']):>12}"
-                         f"  {r['status']}")
+            startup = f"{r['lit_gen']['startup_s']:.1f}/{r['plain']['startup_s']:.1f}"
+            lines.append(f"{r['experiment']:<16}{r['plain']['ms_per_step']:>9.3f}"
+                         f"{r['lightning']['ms_per_step']:>9.3f}{r['lit_gen']['ms_per_step']:>9.3f}"
+                         f"{r['ratio']:>8.3f}{r['lightning_ratio']:>9.3f}"
+                         f"{r['ratio_vs_lightning']:>8.3f}{r['in_epoch_ratio']:>10.3f}"
+                         f"{startup:>14}  {r['status']}")
             for side, v in r.items():
                 if side.startswith("lightning_k") or side == "lit_gen_before":
                     lines.append(f"  {side}: {v['ms_per_step']} ms/step, x{v['ratio']} of plain, "
