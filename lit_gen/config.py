@@ -137,7 +137,13 @@ class RunConfig:
 
     dir: str | None = None  # None: <root>/<experiment>-<timestamp>
     root: str = "runs"
-    sample_every_n_epochs: int = 1  # sample grid every N epochs (and always at the end)
+    # sample grid every N epochs; None: on the wall-clock cadence of `write_every_s` (and
+    # always at the end)
+    sample_every_n_epochs: int | None = None
+    # periodic last.ckpt and sample grids at an epoch end once this many seconds have passed
+    # since the last one, or 50x the last one's cost if longer: they cost < 2 % of any run
+    write_every_s: float = 60.0
+    threads: int | None = None  # torch intra-op threads; None: lit_gen.run.threads' policy
     n_grid: int = 64  # images in a sample grid (size of the fixed-noise buffer)
     monitor: str | None = None  # metric for best checkpoints, e.g. "val/elbo" or "fid"
     monitor_mode: str = "min"

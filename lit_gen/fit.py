@@ -11,6 +11,10 @@ loads, and on a resume the checkpoint loads (weights only), its config admits th
 from __future__ import annotations
 
 import os
+
+# before torch loads its OpenMP runtime, which reads this once (see lit_gen.run.threads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import sys
 import time
 import warnings
@@ -52,6 +56,11 @@ from lit_gen.run.resume import (
     truncate_csv,
 )
 from lit_gen.run.signals import Preempted
+from lit_gen.run.threads import (
+    apply_thread_policy,
+    cuda_queried_per_step,
+    skip_cuda_query_without_gpu,
+)
 from lit_gen.run.trainer import HARMLESS_WARNINGS, build_callbacks, build_loggers, trainer_kwargs
 
 #: the batch a BatchNorm layer needs in training (statistics of a single example fail)
@@ -99,6 +108,9 @@ def run(cfg) -> Path:
         dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()  # load (and check) the data before anything is written
     model = build_model(cfg, dm.info().as_dict())
+    threads = apply_thread_policy(cfg, model)
+    skip_cuda_query_without_gpu()
+    threads["cuda_query_per_step"] = cuda_queried_per_step()
     check_data_size(dm, model, cfg.data.batch_size)
     check_extractor(cfg)
     lock = RunLock(run_dir) if writer else None
@@ -126,7 +138,7 @@ def run(cfg) -> Path:
         # Lightning reads the checkpoint through this IO, which hands it over once
         io = RunCheckpointIO((ckpt_path, ckpt) if ckpt is not None else None)
         del ckpt
-        return _fit(cfg, dm, model, run_dir, ckpt_path, resumed, io, writer)
+        return _fit(cfg, dm, model, run_dir, ckpt_path, resumed, io, writer, threads)
     finally:
         if inherited is None:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -134,7 +146,8 @@ def run(cfg) -> Path:
             lock.release()
 
 
-def _fit(cfg, dm, model, run_dir: Path, ckpt_path, resumed: dict | None, io, writer: bool) -> Path:
+def _fit(cfg, dm, model, run_dir: Path, ckpt_path, resumed: dict | None, io, writer: bool,
+         threads: dict) -> Path:
     changes = resumed["changes"] if resumed else {}
     if writer:
         (run_dir / DONE_FILE).unlink(missing_ok=True)  # a resumed run is unfinished again
@@ -154,7 +167,7 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path, resumed: dict | None, io, wri
         **trainer_kwargs(cfg, model),
     )
     if trainer.is_global_zero:
-        write_json(run_dir / ENVIRONMENT_FILE, environment_info(trainer))
+        write_json(run_dir / ENVIRONMENT_FILE, {**environment_info(trainer), "threads": threads})
     start = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     if trainer.is_global_zero:

@@ -37,12 +37,17 @@ def validate(cfg: DictConfig) -> None:
         "model.latent_dim": cfg.model.latent_dim,
         "model.n_critic": cfg.model.n_critic,
         "run.n_grid": cfg.run.n_grid,
-        "run.sample_every_n_epochs": cfg.run.sample_every_n_epochs,
         "metrics.num_samples": cfg.metrics.num_samples,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value}")
+    for key in ("sample_every_n_epochs", "threads"):  # None: the run's automatic choice
+        value = cfg.run[key]
+        if value is not None and value <= 0:
+            raise ConfigError(f"run.{key} must be positive or null (automatic), got {value}")
+    if cfg.run.write_every_s < 0:
+        raise ConfigError(f"run.write_every_s must be >= 0 seconds, got {cfg.run.write_every_s}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.run.monitor_mode not in ("min", "max"):

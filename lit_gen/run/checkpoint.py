@@ -9,8 +9,10 @@ from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_gen.callbacks import RunCheckpoint
+from lit_gen.callbacks.cadence import WallClockCadence
 from lit_gen.config import from_container
 from lit_gen.errors import CheckpointError, LitGenError
 from lit_gen.io import atomic_torch_save, torch_load
@@ -19,14 +21,51 @@ from lit_gen.models import MODELS
 from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT
 
 
+class LastCheckpoint(RunCheckpoint):
+    """last.ckpt, for resuming: at the epoch ends where the wall-clock cadence is due
+    (`WallClockCadence`: `run.write_every_s` apart, and 50x a save's cost, so saving costs
+    < 2 % of any run), at the end of training, and when a signal stops the run (SIGTERM,
+    which Lightning turns into `SIGTERMException`, or Ctrl-C). A run killed without warning
+    (SIGKILL, power loss) resumes from at most one interval ago."""
+
+    def __init__(self, dirpath: str, write_every_s: float):
+        super().__init__(dirpath=dirpath, filename=Path(LAST_CHECKPOINT).stem, monitor=None,
+                         save_top_k=1, enable_version_counter=False, save_last=False)
+        self.cadence = WallClockCadence(write_every_s)
+
+    def _save(self, trainer) -> None:
+        self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.cadence.start()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        # every rank saves or none: rank 0's clock decides
+        if trainer.strategy.broadcast(self.cadence.due()):
+            self.cadence.run(lambda: self._save(trainer))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        pass  # saved at the train epoch end, which follows validation
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # only when stopped from outside: an error's state is not worth resuming from
+        if isinstance(exception, SIGTERMException | KeyboardInterrupt) \
+                and not self._should_skip_saving_checkpoint(trainer):
+            self._save(trainer)
+
+
 def build_checkpoints(cfg, run_dir: Path) -> list[RunCheckpoint]:
     """The checkpoint callbacks of a run: last.ckpt, plus the best ones by `run.monitor`."""
     ckpt_dir = str(Path(run_dir) / CHECKPOINTS_DIR)
-    # last.ckpt after every epoch, so a killed run can resume (Lightning's save_last only
-    # writes it after a top-k save, i.e. at the very end when nothing is monitored)
-    checkpoints = [RunCheckpoint(dirpath=ckpt_dir, filename=Path(LAST_CHECKPOINT).stem,
-                                 monitor=None, save_top_k=1, enable_version_counter=False,
-                                 save_last=False)]
+    # Lightning's save_last only writes last.ckpt after a top-k save (at the very end when
+    # nothing is monitored): its own callback keeps a killed run resumable
+    checkpoints: list[RunCheckpoint] = [LastCheckpoint(ckpt_dir, cfg.run.write_every_s)]
     if not cfg.run.monitor:
         return checkpoints
     if metric_of_key(cfg.run.monitor) is None:  # a logged training/validation value

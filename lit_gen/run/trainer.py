@@ -63,7 +63,7 @@ def build_callbacks(cfg, run_dir: Path) -> list:
     checkpoint callbacks and the progress bar, which Lightning finds by type."""
     # in this order: FinalMetrics writes metrics.json before SampleMetrics adds its values
     grouped = [EpochSeeding(cfg.seed), SyncBuffers(), SampleGrids(run_dir / SAMPLES_DIR,
-               cfg.run.sample_every_n_epochs), FinalMetrics(run_dir), DDPParameterCheck(run_dir)]
+               cfg.run.sample_every_n_epochs, cfg.run.write_every_s), FinalMetrics(run_dir), DDPParameterCheck(run_dir)]
     if cfg.metrics.names:
         grouped.append(SampleMetrics(cfg, run_dir))
     # last: on SIGTERM / SIGUSR1 it saves at the end of a step the others have seen
