@@ -15,6 +15,7 @@ from torch import nn
 from lit_gen.errors import ConfigError
 from lit_gen.nets.autoencoder import AEOutput, DCGANAutoencoder, MLPAutoencoder
 from lit_gen.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from lit_gen.nets.maxout import MaxoutDiscriminator
 from lit_gen.nets.mlp import MLPDiscriminator, MLPGenerator
 from lit_gen.registry import Registry, check_kwargs
 
@@ -24,6 +25,7 @@ GENERATORS.add("mlp", MLPGenerator)
 GENERATORS.add("dcgan", DCGANGenerator)
 DISCRIMINATORS.add("mlp", MLPDiscriminator)
 DISCRIMINATORS.add("dcgan", DCGANDiscriminator)
+DISCRIMINATORS.add("maxout", MaxoutDiscriminator)
 AUTOENCODERS: Registry[type[nn.Module]] = Registry("autoencoder net")
 AUTOENCODERS.add("mlp", MLPAutoencoder)
 AUTOENCODERS.add("dcgan", DCGANAutoencoder)

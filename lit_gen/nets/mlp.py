@@ -28,23 +28,33 @@ class MLPGenerator(nn.Module):
         activation: hidden activation name.
         out_activation: tanh for images in [-1, 1], none for toy sets.
         cond_dim: size of a condition vector concatenated to z (conditional models).
+        bias: biases in the hidden layers (the output layer always has one); PacGAN's ALI
+            generator has none (batch norm follows).
+        init_std: N(0, init_std) weights and zero biases (PacGAN / ALI: 0.02); None keeps
+            torch's default init.
     """
 
     def __init__(self, latent_dim: int, out_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
                  norm: str = "batch", activation: str = "relu", out_activation: str = "tanh",
-                 cond_dim: int = 0):
+                 cond_dim: int = 0, bias: bool = True, init_std: float | None = None):
         super().__init__()
         check_norm(norm, "generator.norm")
         self.out_shape = tuple(out_shape)
         layers: list[nn.Module] = []
         width = latent_dim + cond_dim
         for h in hidden:
-            layers += [maybe_spectral(nn.Linear(width, h), norm), norm_1d(norm, h) if norm != "spectral"
+            layers += [maybe_spectral(nn.Linear(width, h, bias=bias), norm), norm_1d(norm, h) if norm != "spectral"
                        else nn.Identity(), ACTIVATIONS.get(activation, "generator.activation")()]
             width = h
         layers += [nn.Linear(width, flat_size(self.out_shape)),
                    ACTIVATIONS.get(out_activation, "generator.out_activation")()]
         self.net = nn.Sequential(*layers)
+        if init_std is not None:
+            for m in self.net:
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0.0, init_std)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(append_condition(z, cond)).view(len(z), *self.out_shape)
