@@ -161,12 +161,12 @@ def register(datasets: Registry) -> None:
     class MNIST10k(GenerativeDataModule):
         """The 10,000 MNIST test images alone (where MNIST's training set is not available,
         e.g. the team's ../shared/data/mnist), as a set of its own: a fixed split into 8,000
-        training and 2,000 test images (a numpy RandomState(0) permutation, the same for
-        every run seed). `data.root` holds t10k-images-idx3-ubyte.gz and
+        training and 2,000 test images (`test_fraction` of a numpy RandomState(0)
+        permutation, the same for every run seed). `data.root` holds t10k-images-idx3-ubyte.gz and
         t10k-labels-idx1-ubyte.gz (directly or under MNIST/raw/)."""
 
         native_shape = (1, 28, 28)
-        n_test = 2000
+        test_fraction = 0.2
 
         def _files(self) -> tuple[Path, Path]:
             root = Path(self.cfg.root)
@@ -181,7 +181,8 @@ def register(datasets: Registry) -> None:
         def load(self):
             x, y = idx_pair(*self._files())
             perm = torch.from_numpy(np.random.RandomState(0).permutation(len(x)))
-            test, train = perm[: self.n_test].sort().values, perm[self.n_test:].sort().values
+            n_test = int(round(len(x) * self.test_fraction))
+            test, train = perm[:n_test].sort().values, perm[n_test:].sort().values
             return x[train], y[train], x[test], y[test]
 
         def info(self) -> DataInfo:
