@@ -22,6 +22,9 @@ from lit_gen.run.dir import CONFIG_FILE, DONE_FILE, ENVIRONMENT_FILE, METRICS_FI
 from lit_gen.sweep.file import STATE_FILE, SweepFile
 
 FINISHED, FAILED, NOT_STARTED = "finished", "failed", "not started"
+# reference rows (`python -m lit_gen.bench reference`): what a table's rows are compared with
+REFERENCE_FORMAT = "lit_gen.reference/1"
+REAL, NOISE = "real data", "uniform noise"
 WANDB_SWEEP = re.compile(r"^[\w.-]+/[\w.-]+/[\w]+$")  # entity/project/sweep_id
 
 
@@ -37,6 +40,7 @@ class RunRecord:
             not started (planned in sweep.json, no run dir).
         environment: environment.json (library versions, device, git commit), if recorded.
         done: done.json (epoch, g_step, wall_seconds), if finished.
+        path: the run dir (local runs; None for W&B runs).
     """
 
     name: str
@@ -45,6 +49,7 @@ class RunRecord:
     status: str = FINISHED
     environment: dict[str, Any] | None = None
     done: dict[str, Any] | None = None
+    path: Path | None = None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -92,9 +97,9 @@ def read_run_dir(run_dir: Path, name: str) -> list[RunRecord]:
     environment = _read_json(run_dir / ENVIRONMENT_FILE)
     seeds = config.get("seeds")
     if not seeds:
-        return [RunRecord(name, config, metrics, status, environment, done)]
+        return [RunRecord(name, config, metrics, status, environment, done, run_dir)]
     return [RunRecord(f"{name}/member{k}", member_config(config, seed),
-                      member_metrics(metrics, k), status, environment, done)
+                      member_metrics(metrics, k), status, environment, done, run_dir)
             for k, seed in enumerate(seeds)]
 
 
@@ -204,6 +209,18 @@ def load_records(source: str) -> list[RunRecord]:
     if p.exists() or not WANDB_SWEEP.match(source):
         return local_records(p)
     return wandb_records(source)
+
+
+def read_reference(path: str | Path) -> dict[str, Any]:
+    """A reference file ({format, dataset, command, rows: [{name, what, metrics, protocol}]}),
+    or a ConfigError saying what is wrong with it."""
+    p = Path(path)
+    data = _read_json(p)
+    if data is None or data.get("format") != REFERENCE_FORMAT or not isinstance(
+            data.get("rows"), list):
+        raise ConfigError(f"--reference {p}: not a readable reference file; write it with "
+                          "`python -m lit_gen.bench reference --config EXP.yaml --out FILE`")
+    return data
 
 
 def is_number(value: Any) -> bool:

@@ -11,6 +11,19 @@ from lit_gen.callbacks.cadence import WallClockCadence
 from lit_gen.io import atomic_path
 from lit_gen.models.base import Grid
 
+MIN_SIDE = 64  # pixels: smaller images are enlarged (nearest neighbour) to at least this side
+
+
+def enlarge_factor(side: int, min_side: int = MIN_SIDE) -> int:
+    """The smallest integer k with side * k >= min_side (1 for images already that large):
+    8 px -> 8, 16 px -> 4, 28 px -> 3, 32 px -> 2."""
+    return max(1, -(-min_side // max(int(side), 1)))
+
+
+def enlarge(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(..., H, W) -> (..., H * factor, W * factor), each pixel a factor x factor block."""
+    return x if factor == 1 else x.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+
 
 def save_grid(grid: Grid, path: Path, data: torch.Tensor | None = None) -> Path:
     """PNG of an image grid, or a scatter of 2D points over `data` (N, 2)."""
@@ -36,7 +49,10 @@ def save_grid(grid: Grid, path: Path, data: torch.Tensor | None = None) -> Path:
         else:
             from torchvision.utils import save_image
 
-            save_image(x, tmp, nrow=grid.nrow, normalize=True, value_range=(-1, 1), padding=1)
+            # a 16 px digit is unreadable at 1:1; enlarge so a person can see it
+            k = enlarge_factor(x.shape[-1])
+            save_image(enlarge(x, k), tmp, nrow=grid.nrow, normalize=True, value_range=(-1, 1),
+                       padding=k)
     return path
 
 
