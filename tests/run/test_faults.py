@@ -357,7 +357,8 @@ def test_allowed_changes_are_applied_and_recorded(tmp_path):
     new = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert new["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(0.002)
     assert new["optimizer_states"][1]["param_groups"][0]["lr"] == pytest.approx(1e-3)  # D as it was
-    assert new["hyper_parameters"]["run_config"]["model"]["g_optim"]["lr"] == pytest.approx(0.002)
+    assert new["lit_gen"]["run_config"]["model"]["g_optim"]["lr"] == pytest.approx(0.002)
+    assert new["hyper_parameters"]["g_optim"]["lr"] == pytest.approx(0.002)
     resumes = json.loads((run_dir / "resumes.json").read_text())["resumes"]
     assert len(resumes) == 1
     changes = resumes[0]["changes"]
