@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -89,6 +90,7 @@ class ModelConfig:
     e_optim: OptimConfig | None = None  # third optimizer where a model has one (VAE-GAN)
     ema: EMAConfig = field(default_factory=EMAConfig)
     params: dict[str, Any] = field(default_factory=dict)
+    pack: int = 1  # PacGAN (Lin et al. 2018): D scores `pack` samples concatenated
     compile: bool = False  # torch.compile the nets in place (state_dict keys unchanged)
     channels_last: bool = False  # channels_last memory format for conv nets and their inputs
 
@@ -135,11 +137,20 @@ class RunConfig:
 
     dir: str | None = None  # None: <root>/<experiment>-<timestamp>
     root: str = "runs"
-    sample_every_n_epochs: int = 1  # sample grid every N epochs (and always at the end)
+    # sample grid every N epochs; None: on the wall-clock cadence of `write_every_s` (and
+    # always at the end)
+    sample_every_n_epochs: int | None = None
+    # periodic last.ckpt and sample grids at an epoch end once this many seconds have passed
+    # since the last one, or 50x the last one's cost if longer: they cost < 2 % of any run
+    write_every_s: float = 60.0
+    threads: int | None = None  # torch intra-op threads; None: lit_gen.run.threads' policy
     n_grid: int = 64  # images in a sample grid (size of the fixed-noise buffer)
     monitor: str | None = None  # metric for best checkpoints, e.g. "val/elbo" or "fid"
     monitor_mode: str = "min"
     save_top_k: int = 1
+    # a non-finite loss, gradient or parameter: stop (exit 3, last finite checkpoint kept)
+    # or skip_step (drop that optimizer step, count it in train/skipped_steps)
+    on_nonfinite: str = "stop"
 
 
 @dataclass
@@ -202,8 +213,14 @@ class MetricsConfig:
 @dataclass
 class Config:
     seed: int = 0
+    # train one member per seed as one vectorized ensemble (lit_gen/nets/members.py): each
+    # member has its own init, data, shuffling and noise; `seed` seeds what they share
+    seeds: list[int] | None = None
     experiment: str | None = None  # set from the last --config file's name when null
     resume: str | None = None  # "last" or a checkpoint path
+    # what a resume may change (lit_gen.run.resume): "refuse" anything that defines the run
+    # (model, data, batch size, optimizer, seed), or "allow" it, applied and recorded
+    resume_overrides: str = "refuse"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -281,6 +298,20 @@ def _read_with_defaults(path: Path, seen: tuple[Path, ...]) -> list[tuple[str, D
     return out
 
 
+def _check_scannable(item: str) -> None:
+    """An override value YAML cannot read (`x`, @home, ...) is a ConfigError that says how
+    to quote it, not a yaml traceback."""
+    key, value = item.split("=", 1)
+    try:
+        OmegaConf.from_dotlist([f"value={value}"])
+    except yaml.YAMLError as err:
+        reason = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise ConfigError(f"override '{item}': YAML cannot read the value {value!r} ({reason}); "
+                          f"quote it as a string, e.g. {key}=\"'{value}'\"") from None
+    except OmegaConfBaseException:
+        pass  # reported with its key by compose()
+
+
 def compose(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = ()) -> DictConfig:
     """Defaults <- each yaml file in order <- dotlist overrides, checked against the schema
     (keys and types). `lit_gen.validation.load` adds the checks that need the registries."""
@@ -293,6 +324,8 @@ def compose(config_files: list[str] | tuple[str, ...] = (), overrides: list[str]
             except OmegaConfBaseException as err:
                 raise ConfigError(_describe(err, source)) from None
     dotlist = normalize_overrides(list(overrides))
+    for item in dotlist:
+        _check_scannable(item)
     try:
         _reset_renamed_nets(cfg, OmegaConf.from_dotlist(dotlist))
         for item in dotlist:

@@ -50,6 +50,8 @@ def parse_args(argv):
                              "a fitted sampler is stored next to the checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--member", type=int, default=None,
+                        help="ensemble runs (config seeds): the member to evaluate (default 0)")
     return parser.parse_known_args(argv)
 
 
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
     start = time.time()
-    model = load_model(args.ckpt, args.device)
+    model = load_model(args.ckpt, args.device, member=args.member)
     cfg = evaluation_config(args.ckpt, args, overrides, model)
     dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from lit_gen.callbacks import save_grid
 from lit_gen.data import build_datamodule
 from lit_gen.errors import ConfigError, cli_main
+from lit_gen.io import atomic_path
 from lit_gen.metrics.latent_samplers import LATENT_SAMPLERS, prepare_latent_sampler, sample_with
 from lit_gen.models.base import Grid
 from lit_gen.run.checkpoint import load_model, stored_config
@@ -39,6 +41,17 @@ def parse_labels(text: str | None, per_class: int | None, num_classes: int, n: i
     if per_class is not None:
         return torch.arange(num_classes).repeat_interleave(per_class)
     return None
+
+
+def check_writable_file(path: Path) -> None:
+    """A ConfigError unless `path` can be written (its folder created, a file made there)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"--out {path}: cannot write there ({err.strerror or err}); choose "
+                          "a writable folder") from None
 
 
 def generate(model, n: int, labels, batch_size: int, seed: int, latent_sampler=None):
@@ -92,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the training codes and stored next to the checkpoint "
                              "(<ckpt>.<sampler>.pt)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--member", type=int, default=None,
+                        help="ensemble runs (config seeds): the member to sample (default 0)")
     parser.add_argument("--nrow", type=int, default=None, help="images per grid row")
     args = parser.parse_args(argv)
 
@@ -104,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--out {o}: use a .npz or .png file name")
     if args.n is not None and args.n <= 0 or args.batch_size <= 0:
         raise ConfigError("--n and --batch-size must be positive")
-    model = load_model(args.ckpt, args.device)
+    for o in outs:  # before the work: a read-only --out is found now, not after sampling
+        check_writable_file(o)
+    model = load_model(args.ckpt, args.device, member=args.member)
     if (args.labels or args.per_class) and not model.conditional:
         raise ConfigError("--labels / --per-class need a conditional model; this one is not")
     labels = parse_labels(args.labels, args.per_class, model.num_classes, args.n)
@@ -114,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         sampler = fitted_latent_sampler(model, args.ckpt, args.latent_sampler)
     x, y = generate(model, n, labels, args.batch_size, args.seed, sampler)
     for o in outs:
-        o.parent.mkdir(parents=True, exist_ok=True)
         if o.suffix == ".npz":
             arrays = {"x": x.numpy()}
             if y is not None:
                 arrays["y"] = y.numpy()
-            np.savez(o, **arrays)
+            with atomic_path(o) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **arrays)
         else:
             nrow = args.nrow or (args.per_class if args.per_class else 8)
             save_grid(Grid(x, nrow), o)

@@ -20,6 +20,7 @@ from pathlib import Path
 from lit_gen import config, validation
 from lit_gen.config import to_container
 from lit_gen.data import build_datamodule
+from lit_gen.data.base import random_hflip
 from lit_gen.errors import ConfigError, DataError, cli_main
 from lit_gen.nets.classifier import DomainClassifier, save_classifier
 
@@ -99,7 +100,10 @@ def train(cfg, args) -> dict:
         perm = torch.randperm(len(x_tr), generator=gen)
         for start in range(0, len(x_tr), args.batch_size):
             idx = perm[start:start + args.batch_size]
-            xb = shift_augment(x_tr[idx], max_shift, gen).to(device)
+            xb = shift_augment(x_tr[idx], max_shift, gen)
+            if cfg.data.hflip:  # e.g. clothing (fashion_mnist); not digits
+                xb = random_hflip(xb, gen)
+            xb = xb.to(device)
             loss = torch.nn.functional.cross_entropy(net(xb), y_tr[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -114,7 +118,11 @@ def train(cfg, args) -> dict:
     net.load_state_dict(best[1])
     test_acc = evaluate_accuracy(net, x_te, y_te, device) if x_te is not None else None
     return {"net": net.cpu(), "kwargs": kwargs, "val_accuracy": best[0], "test_accuracy": test_acc,
-            "shape": info.shape, "n_train": len(x_tr), "n_test": 0 if x_te is None else len(x_te)}
+            "shape": info.shape, "n_train": len(x_tr), "n_val": len(x_val),
+            "n_test": 0 if x_te is None else len(x_te),
+            # what the data is, in its own words (e.g. mnist10k: "the 10,000 MNIST test images
+            # alone ... split into 8,000 training and 2,000 test images")
+            "data_description": " ".join((type(dm).__doc__ or "").split())}
 
 
 @cli_main
@@ -134,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     data_cfg = to_container(cfg.data)
     save_classifier(out, result["net"], "cnn", result["kwargs"], data=data_cfg, seed=cfg.seed,
                     val_accuracy=result["val_accuracy"], test_accuracy=result["test_accuracy"],
-                    epochs=args.epochs)
+                    epochs=args.epochs, data_description=result["data_description"],
+                    splits={k: result[f"n_{k}"] for k in ("train", "val", "test")})
     report = {"classifier": str(out), "data": cfg.data.name, "image_size": size,
-              "n_train": result["n_train"], "n_test": result["n_test"],
+              "n_train": result["n_train"], "n_val": result["n_val"], "n_test": result["n_test"],
               "val_accuracy": result["val_accuracy"], "test_accuracy": result["test_accuracy"],
               "seconds": round(time.time() - start, 1)}
     print(json.dumps(report))

@@ -37,12 +37,17 @@ def validate(cfg: DictConfig) -> None:
         "model.latent_dim": cfg.model.latent_dim,
         "model.n_critic": cfg.model.n_critic,
         "run.n_grid": cfg.run.n_grid,
-        "run.sample_every_n_epochs": cfg.run.sample_every_n_epochs,
         "metrics.num_samples": cfg.metrics.num_samples,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value}")
+    for key in ("sample_every_n_epochs", "threads"):  # None: the run's automatic choice
+        value = cfg.run[key]
+        if value is not None and value <= 0:
+            raise ConfigError(f"run.{key} must be positive or null (automatic), got {value}")
+    if cfg.run.write_every_s < 0:
+        raise ConfigError(f"run.write_every_s must be >= 0 seconds, got {cfg.run.write_every_s}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.run.monitor_mode not in ("min", "max"):
@@ -57,6 +62,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     binarization_of(cfg.data)
     validate_model_config(cfg.model)
+    validate_members_and_pack(cfg)
     validate_fast_paths(cfg)
     validate_metrics_config(cfg)
 
@@ -131,3 +137,27 @@ def validate_metrics_config(cfg) -> None:
         if m.every_n_epochs is None:
             raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.every_n_epochs "
                               "(the epochs at which it is computed and the best checkpoint kept)")
+
+
+def validate_members_and_pack(cfg: DictConfig) -> None:
+    """`seeds` (an ensemble of members) and `model.pack` (PacGAN) against the model class."""
+    cls = MODELS.get(cfg.model.name, "model.name")
+    if cfg.seeds is not None:
+        if not cls.stackable:
+            raise ConfigError(f"seeds: model '{cfg.model.name}' does not train as an ensemble "
+                              "of members; run one fit per seed (a sweep over `seed`) instead")
+        if len(cfg.seeds) == 0:
+            raise ConfigError("seeds: give at least one seed, or null for a plain run")
+        if cfg.trainer.strategy not in ("auto", "single_device") or cfg.data.num_workers:
+            raise ConfigError("seeds: an ensemble trains in one process on its device batches; "
+                              "drop trainer.strategy and data.num_workers")
+    pack = cfg.model.pack
+    if pack != 1:
+        if pack < 1:
+            raise ConfigError(f"model.pack must be >= 1, got {pack}")
+        if not getattr(cls, "packable", False):
+            raise ConfigError(f"model.pack: model '{cfg.model.name}' does not pack its "
+                              "discriminator's inputs; use a loss variant of model gan")
+        if cfg.data.batch_size % pack:
+            raise ConfigError(f"model.pack={pack}: data.batch_size ({cfg.data.batch_size}) must "
+                              "be a multiple of it")

@@ -6,7 +6,8 @@
 A mode is a module of this package with `main(argv) -> int` (wrapped in `@cli_main`),
 registered by name in MODES; a new mode is one line here plus its own module, imported only
 when used. `table` reads run records (`records`); `speed` times lit_gen against a plain
-PyTorch loop.
+PyTorch loop; `reference` scores real data and uniform noise under a table's protocol;
+`figures` draws a gallery and metric curves from run dirs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 MODES = {
     "table": "lit_gen.bench.table",  # finished runs -> markdown + CSV table (the default)
     "speed": "lit_gen.bench.speed",  # lit_gen vs plain PyTorch throughput, FID timing, memory
+    "reference": "lit_gen.bench.reference",  # real-vs-real floor and uniform noise of a protocol
+    "figures": "lit_gen.bench.figures",  # sample gallery and metric-vs-epoch curves of runs
 }
 DEFAULT_MODE = "table"
 

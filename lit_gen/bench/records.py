@@ -22,6 +22,9 @@ from lit_gen.run.dir import CONFIG_FILE, DONE_FILE, ENVIRONMENT_FILE, METRICS_FI
 from lit_gen.sweep.file import STATE_FILE, SweepFile
 
 FINISHED, FAILED, NOT_STARTED = "finished", "failed", "not started"
+# reference rows (`python -m lit_gen.bench reference`): what a table's rows are compared with
+REFERENCE_FORMAT = "lit_gen.reference/1"
+REAL, NOISE = "real data", "uniform noise"
 WANDB_SWEEP = re.compile(r"^[\w.-]+/[\w.-]+/[\w]+$")  # entity/project/sweep_id
 
 
@@ -37,6 +40,7 @@ class RunRecord:
             not started (planned in sweep.json, no run dir).
         environment: environment.json (library versions, device, git commit), if recorded.
         done: done.json (epoch, g_step, wall_seconds), if finished.
+        path: the run dir (local runs; None for W&B runs).
     """
 
     name: str
@@ -45,6 +49,7 @@ class RunRecord:
     status: str = FINISHED
     environment: dict[str, Any] | None = None
     done: dict[str, Any] | None = None
+    path: Path | None = None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -83,13 +88,34 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_run_dir(run_dir: Path, name: str) -> RunRecord:
+def read_run_dir(run_dir: Path, name: str) -> list[RunRecord]:
+    """The run's record; an ensemble run (config `seeds`) gives one record per member."""
     config = _read_config(run_dir / CONFIG_FILE) or {}
     metrics = _read_json(run_dir / METRICS_FILE) or {}
     done = _read_json(run_dir / DONE_FILE)
     status = FINISHED if done is not None and (run_dir / METRICS_FILE).is_file() else FAILED
-    return RunRecord(name, config, metrics, status, _read_json(run_dir / ENVIRONMENT_FILE),
-                     done)
+    environment = _read_json(run_dir / ENVIRONMENT_FILE)
+    seeds = config.get("seeds")
+    if not seeds:
+        return [RunRecord(name, config, metrics, status, environment, done, run_dir)]
+    return [RunRecord(f"{name}/member{k}", member_config(config, seed),
+                      member_metrics(metrics, k), status, environment, done, run_dir)
+            for k, seed in enumerate(seeds)]
+
+
+def member_config(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """An ensemble member's config: a plain run of its seed (rows group it as one)."""
+    return {**config, "seed": seed, "seeds": None}
+
+
+def member_metrics(metrics: dict[str, Any], k: int) -> dict[str, Any]:
+    """Member k's metrics: its entry of `members` over the run's shared keys (protocol,
+    epoch, ...); {} when the run has not evaluated its members yet."""
+    members = metrics.get("members")
+    if not isinstance(members, list) or k >= len(members):
+        return {key: v for key, v in metrics.items() if key != "members"} if k == 0 else {}
+    shared = {key: v for key, v in metrics.items() if key != "members"}
+    return {**shared, **{key: v for key, v in members[k].items() if key != "seed"}}
 
 
 def _planned_but_absent(root: Path, seen: set[str]) -> list[RunRecord]:
@@ -121,8 +147,9 @@ def local_records(root: Path) -> list[RunRecord]:
     if not root.exists():
         raise ConfigError(f"no such runs directory: {root}")
     dirs = find_run_dirs(root)
-    records = [read_run_dir(d, str(d.relative_to(root)) if d != root else d.name) for d in dirs]
-    seen = {r.name for r in records}
+    records = [r for d in dirs for r in read_run_dir(d, str(d.relative_to(root)) if d != root
+                                                      else d.name)]
+    seen = {r.name.split("/member")[0] for r in records}
     records += _planned_but_absent(root, seen)
     if not records:
         raise ConfigError(f"{root} holds no run dirs (directories with a lit_gen config.yaml)")
@@ -182,6 +209,18 @@ def load_records(source: str) -> list[RunRecord]:
     if p.exists() or not WANDB_SWEEP.match(source):
         return local_records(p)
     return wandb_records(source)
+
+
+def read_reference(path: str | Path) -> dict[str, Any]:
+    """A reference file ({format, dataset, command, rows: [{name, what, metrics, protocol}]}),
+    or a ConfigError saying what is wrong with it."""
+    p = Path(path)
+    data = _read_json(p)
+    if data is None or data.get("format") != REFERENCE_FORMAT or not isinstance(
+            data.get("rows"), list):
+        raise ConfigError(f"--reference {p}: not a readable reference file; write it with "
+                          "`python -m lit_gen.bench reference --config EXP.yaml --out FILE`")
+    return data
 
 
 def is_number(value: Any) -> bool:

@@ -6,6 +6,12 @@ Markdown and CSV, plus the protocol recorded in metrics.json, the library versio
 and git commit recorded by the runs. Nothing in the output depends on when or where the
 bench ran, so the same runs give byte-identical files. A run that failed, or lacks a metric,
 is counted and named, never dropped.
+
+Reference rows (`--reference FILE`, written by `python -m lit_gen.bench reference`): the
+real-vs-real floor and uniform noise under the runs' protocol, printed under the model rows,
+with each row's ratio to both in `--ratio-metric`. Published numbers (`--published FILE`, a
+small yaml under benchmarks/) go in a column of their own, with the Spearman rank correlation
+between the two orderings.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import math
 import shlex
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +34,14 @@ import numpy as np
 from lit_gen.bench.records import (
     FAILED,
     FINISHED,
+    NOISE,
     NOT_STARTED,
+    REAL,
     RunRecord,
     is_finite_number,
     is_number,
     load_records,
+    read_reference,
 )
 from lit_gen.errors import ConfigError, cli_main
 
@@ -180,6 +189,134 @@ def make_cell(runs: list[RunRecord], metric: str) -> Cell:
     return Cell(values, missing, nonfinite, sum(r.status != FINISHED for r in runs))
 
 
+# --- reference rows and published numbers ------------------------------------------------
+
+RATIO_LABELS = {REAL: "floor", NOISE: "noise"}
+
+
+def rankdata(values: list[float]) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (scipy.stats.rankdata's default)."""
+    a = np.asarray(values, dtype=float)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(len(a))
+    ranks[order] = np.arange(1, len(a) + 1)
+    for v in np.unique(a):
+        tie = a == v
+        ranks[tie] = ranks[tie].mean()
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation: Pearson's r of the average ranks (nan when a side is
+    constant)."""
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError("spearman needs two equally long sequences of at least 2 values")
+    rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
+    denom = math.sqrt(float((rx ** 2).sum() * (ry ** 2).sum()))
+    return float((rx * ry).sum() / denom) if denom > 0 else math.nan
+
+
+@dataclass
+class Published:
+    """Numbers from a paper, one per model row (a yaml under benchmarks/published/).
+
+    Args:
+        column: the column title, saying what the number is (e.g. "Lucic 2018 FID (Inception)").
+        values: model (the table's `model` key) -> published value.
+        labels: model -> the paper's name for it.
+        sources: model -> citation.
+        note: why the numbers are (not) comparable with ours.
+    """
+
+    column: str
+    values: dict[str, float]
+    labels: dict[str, str]
+    sources: dict[str, str]
+    note: str
+    path: str
+
+
+def read_published(path: str | Path) -> Published:
+    import yaml
+
+    p = Path(path)
+    fix = ("expected keys column, note and rows: {model: {value: number, label: text, "
+           "source: text}}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"--published {p}: cannot read it ({type(err).__name__})") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, dict) or not all(
+            isinstance(r, dict) and is_finite_number(r.get("value")) for r in rows.values()):
+        raise ConfigError(f"--published {p}: {fix}")
+    return Published(str(data.get("column", "published")),
+                     {str(k): float(r["value"]) for k, r in rows.items()},
+                     {str(k): str(r.get("label", k)) for k, r in rows.items()},
+                     {str(k): str(r.get("source", "")) for k, r in rows.items()},
+                     str(data.get("note", "")), str(p))
+
+
+def published_pairs(table: Table) -> list[tuple[str, float, float]]:
+    """(model, our mean, published value) for the rows that have both, in row order."""
+    if table.published is None or table.ratio_metric not in table.metrics:
+        return []
+    k = table.metrics.index(table.ratio_metric)
+    out = []
+    for row in table.rows:
+        model = table.model_of(row)
+        mean = table.cells(row)[k].mean
+        if mean is not None and model in table.published.values:
+            out.append((model, mean, table.published.values[model]))
+    return out
+
+
+def reference_lines(table: Table) -> list[str]:
+    """Markdown paragraphs: what the reference rows are, the published numbers' caveat and the
+    rank correlation of the two orderings."""
+    lines = []
+    for ref in table.references:
+        lines.append(f"- *{ref['name']}*: {ref['what']}, scored like the runs' samples.")
+    if table.ratio_names:
+        lines.append(f"- `{table.ratio_metric} / floor` and `/ noise`: a row's mean "
+                     f"{table.ratio_metric} divided by the real-data and the uniform-noise "
+                     f"{table.ratio_metric}.")
+    pub = table.published
+    if pub is not None:
+        lines.append(f"- `{pub.column}` ({pub.path}): {pub.note}")
+        named = "; ".join(f"{m} = {pub.labels[m]}" + (f" ({pub.sources[m]})" if pub.sources[m]
+                                                      else "") for m in pub.values)
+        lines.append(f"- Published rows: {named}.")
+        pairs = published_pairs(table)
+        if len(pairs) >= 3:
+            rho = spearman([p[1] for p in pairs], [p[2] for p in pairs])
+            ours = " < ".join(m for m, _, _ in sorted(pairs, key=lambda p: (p[1], p[0])))
+            theirs = " < ".join(m for m, _, _ in sorted(pairs, key=lambda p: (p[2], p[0])))
+            lines.append(f"- Spearman rank correlation of our {table.ratio_metric} and the "
+                         f"published one over the {len(pairs)} models in both: "
+                         f"rho = {rho:.3f}. Ours: {ours}. Published: {theirs}.")
+        else:
+            lines.append(f"- Spearman rank correlation: not computed ({len(pairs)} models have "
+                         "both numbers; it needs 3).")
+    return ["", "## Reference rows", "", *lines] if lines else []
+
+
+def protocol_mismatches(table: Table) -> list[str]:
+    """Notes for protocol keys where a reference row differs from the runs (all agreeing)."""
+    protos = [flat(r.metrics["protocol"]) for r in table.records
+              if r.status == FINISHED and isinstance(r.metrics.get("protocol"), dict)]
+    out = []
+    for ref in table.references:
+        theirs = flat(ref.get("protocol") or {})
+        for key in sorted(theirs):
+            values = {json.dumps(p.get(key), sort_keys=True) for p in protos if key in p}
+            mine = json.dumps(theirs[key], sort_keys=True)
+            if len(values) == 1 and mine not in values:
+                out.append(f"reference *{ref['name']}*: protocol {key} = {_plain(mine)}, the "
+                           f"runs' = {_plain(next(iter(values)))}")
+    return out
+
+
 # --- the table ---------------------------------------------------------------------------
 
 @dataclass
@@ -199,18 +336,76 @@ class Table:
     metrics: list[str]
     rows: list[Row]
     records: list[RunRecord]
+    references: list[dict[str, Any]] = field(default_factory=list)  # rows of --reference files
+    published: Published | None = None
+    ratio_metric: str = "fid"
 
     def cells(self, row: Row) -> list[Cell]:
         return [make_cell(row.runs, m) for m in self.metrics]
 
+    def model_of(self, row: Row) -> str:
+        return row.key[self.group_by.index("model")] if "model" in self.group_by else row.key[0]
+
+    def reference_value(self, name: str) -> float | None:
+        for ref in self.references:
+            v = ref["metrics"].get(self.ratio_metric)
+            if ref["name"] == name and is_finite_number(v):
+                return float(v)
+        return None
+
+    @property
+    def ratio_names(self) -> list[str]:
+        """The reference rows a model row is divided by (those present), e.g. real data."""
+        if self.ratio_metric not in self.metrics:
+            return []
+        return [n for n in (REAL, NOISE) if self.reference_value(n) is not None]
+
+    def extra_head(self) -> list[str]:
+        head = [f"{self.ratio_metric} / {RATIO_LABELS[n]}" for n in self.ratio_names]
+        if self.published is not None:
+            head.append(self.published.column)
+        return head
+
+    def extra_cells(self, mean: float | None, model: str | None) -> list[str]:
+        """Ratio cells of a row whose `ratio_metric` is `mean`, then its published value."""
+        out = []
+        for name in self.ratio_names:
+            ref = self.reference_value(name)
+            out.append("-" if mean is None or ref == 0 else f"{mean / ref:.{_decimals(mean / ref)}f}")
+        if self.published is not None:
+            value = self.published.values.get(model) if model is not None else None
+            out.append("-" if value is None else f"{value:g}")
+        return out
+
 
 def build_table(records: list[RunRecord], group_by: list[str], over: list[str],
-                include: list[str] | None, exclude: list[str]) -> Table:
+                include: list[str] | None, exclude: list[str],
+                references: list[dict[str, Any]] | None = None,
+                published: Published | None = None, ratio_metric: str = "fid") -> Table:
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
     for r in records:
         groups.setdefault(tuple(group_value(r.config, k) for k in group_by), []).append(r)
     rows = [Row(k, sorted(v, key=lambda r: r.name)) for k, v in sorted(groups.items())]
-    return Table(group_by, over, select_metrics(records, include, exclude), rows, records)
+    return Table(group_by, over, select_metrics(records, include, exclude), rows, records,
+                 list(references or []), published, ratio_metric)
+
+
+def ratio_mean(table: Table, row: Row) -> float | None:
+    if table.ratio_metric not in table.metrics:
+        return None
+    return table.cells(row)[table.metrics.index(table.ratio_metric)].mean
+
+
+def reference_fields(table: Table, ref: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(row label cells, metric cells) of a reference row."""
+    label = [f"*{ref['name']}*", *["-"] * (len(table.group_by) - 1)]
+    if "dataset" in table.group_by:
+        label[table.group_by.index("dataset")] = str((ref.get("protocol") or {}).get("dataset", "-"))
+    values = []
+    for m in table.metrics:
+        v = flat(ref["metrics"], sep="/").get(m)
+        values.append(f"{v:.{_decimals(v)}f}" if is_finite_number(v) else "-")
+    return label, values
 
 
 def _join(values) -> str:
@@ -300,8 +495,8 @@ def provenance(records: list[RunRecord]) -> list[str]:
     envs = [r.environment for r in records if r.environment]
     if len(envs) < len(records):
         lines.append(f"- not recorded by {_runs(len(records) - len(envs))}")
-    for field, title in (("git_commit", "git commit"), ("device", "device")):
-        counts = Counter(str(e.get(field, "unknown")) for e in envs)
+    for key, title in (("git_commit", "git commit"), ("device", "device")):
+        counts = Counter(str(e.get(key, "unknown")) for e in envs)
         lines.append(f"- {title}: " + "; ".join(f"{v} ({_runs(n)})" for v, n in sorted(counts.items())))
     libs = sorted({k for e in envs for k in (e.get("libraries") or {})})
     for lib in libs:
@@ -324,7 +519,8 @@ def _md_escape(text: str) -> str:
 
 
 def render_markdown(table: Table, title: str, command: str, sources: list[str]) -> str:
-    head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed", *table.metrics]
+    head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed", *table.metrics,
+            *table.extra_head()]
     lines = [f"# {title}", "", f"Made by `{command}`.", ""]
     lines.append(f"Runs: {', '.join(sources)}. Each metric: mean ± std over the runs of a row "
                  f"(numpy ddof={DDOF}, i.e. the sample std), with n = finished runs; "
@@ -337,9 +533,17 @@ def render_markdown(table: Table, title: str, command: str, sources: list[str]) 
     for row in table.rows:
         info = row_info(table, row)
         cells = [c.text() for c in table.cells(row)]
-        values = [*row.key, info["epochs"], info["over"], info["n"], info["failed"], *cells]
+        values = [*row.key, info["epochs"], info["over"], info["n"], info["failed"], *cells,
+                  *table.extra_cells(ratio_mean(table, row), table.model_of(row))]
         lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
-    found = notes(table)
+    for ref in table.references:
+        label, cells = reference_fields(table, ref)
+        mean = ref["metrics"].get(table.ratio_metric)
+        values = [*label, "-", "-", "-", "-", *cells,
+                  *table.extra_cells(float(mean) if is_finite_number(mean) else None, None)]
+        lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
+    lines += reference_lines(table)
+    found = notes(table) + protocol_mismatches(table)
     if found:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in found]
     lines += ["", *provenance(table.records)]
@@ -352,13 +556,22 @@ def render_csv(table: Table) -> str:
     head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed"]
     for m in table.metrics:
         head += [f"{m} mean", f"{m} std", f"{m} n"]
-    w.writerow(head)
+    w.writerow([*head, *table.extra_head()])
     for row in table.rows:
         info = row_info(table, row)
         fields = [*row.key, info["epochs"], info["over"], info["n"], info["failed"]]
         for cell in table.cells(row):
             fields += cell.csv_fields()
-        w.writerow(fields)
+        w.writerow([*fields, *table.extra_cells(ratio_mean(table, row), table.model_of(row))])
+    for ref in table.references:
+        label, _ = reference_fields(table, ref)
+        fields = [*label, "", "", "", ""]
+        for m in table.metrics:
+            v = flat(ref["metrics"], sep="/").get(m)
+            fields += [repr(float(v)), "", "1"] if is_finite_number(v) else ["", "", "0"]
+        mean = ref["metrics"].get(table.ratio_metric)
+        w.writerow([*fields, *table.extra_cells(float(mean) if is_finite_number(mean) else None,
+                                                None)])
     return buf.getvalue()
 
 
@@ -389,6 +602,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default=None,
                         help="write OUT.md and OUT.csv (default: markdown to stdout)")
     parser.add_argument("--title", default=None, help="table title (default: the --out name)")
+    parser.add_argument("--reference", action="append", default=[], metavar="FILE.json",
+                        help="reference rows (real-vs-real floor, uniform noise) written by "
+                             "`python -m lit_gen.bench reference`")
+    parser.add_argument("--published", default=None, metavar="FILE.yaml",
+                        help="published numbers per model (benchmarks/published/*.yaml), shown "
+                             "in a column with the rank correlation to ours")
+    parser.add_argument("--ratio-metric", default="fid",
+                        help="the metric of the ratio columns and the rank correlation (fid)")
     return parser.parse_args(argv)
 
 
@@ -398,8 +619,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     records = [r for source in args.sources for r in load_records(source)]
     include = _keys(args.metrics) if args.metrics else None
+    references = [row for path in args.reference for row in read_reference(path)["rows"]]
+    published = read_published(args.published) if args.published else None
     table = build_table(records, _keys(args.group_by), _keys(args.over), include,
-                        _keys(args.exclude) if args.exclude else [])
+                        _keys(args.exclude) if args.exclude else [], references, published,
+                        args.ratio_metric)
     if not table.metrics:
         raise ConfigError("no metrics to tabulate: the finished runs recorded none outside "
                           "--exclude; name them with --metrics")
@@ -421,4 +645,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["FAILED", "NOT_STARTED", "build_table", "main", "render_csv", "render_markdown"]
+__all__ = ["FAILED", "NOT_STARTED", "build_table", "main", "read_published", "render_csv",
+           "render_markdown", "spearman"]

@@ -49,14 +49,29 @@ class SampleMetrics(L.Callback):
                                                     trainer.datamodule, seed=self.cfg.seed)
             self.evaluator.latent_sampler, self.evaluator.latent_sampler_protocol = sampler, proto
         values, protocol = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
+        members = self._member_values(pl_module, values)
         protocol.update(epoch=epochs_done, g_step=pl_module.g_steps,
                         ema=getattr(pl_module, "generator_ema", None) is not None,
                         world_size=trainer.world_size)
-        self._last = {**values, "protocol": protocol}
+        # an ensemble's top-level values (logged, monitored) are member 0's; every member's
+        # are in `members`, which lit_gen.bench reads as one run per member
+        self._last = {**values, "protocol": protocol, **({"members": members} if members else {})}
         if trainer.is_global_zero:
             update_metrics(self.run_dir, self._last)
         self._evaluated_at = pl_module.g_steps
         return values
+
+    def _member_values(self, pl_module, first: dict) -> list[dict] | None:
+        """Each member's metrics in an ensemble (config `seeds`), with its seed."""
+        seeds = getattr(pl_module, "member_seeds", None)
+        if not seeds or len(seeds) == 1:
+            return None
+        out = [{"seed": seeds[0], **first}]
+        for k in range(1, len(seeds)):
+            with pl_module.as_member(k):
+                values, _ = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
+            out.append({"seed": seeds[k], **values})
+        return out
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1

@@ -134,6 +134,23 @@ def _download(url: str, dest: Path, timeout: float = 60.0, message=inception_off
     tmp.replace(dest)
 
 
+#: bundled datasets (no download) whose classifier a run trains itself when its file is
+#: missing at the default path `.../classifiers/<data>-<size>px.pt` (lit_gen.run.classifiers)
+BUNDLED_CLASSIFIER_DATA = ("digits",)
+
+
+def default_classifier_args(path: str | Path) -> list[str] | None:
+    """`lit_gen.train_classifier` arguments that make the classifier file at `path`, when it
+    is a default path for a bundled dataset (runs/classifiers/digits-16px.pt), else None."""
+    import re
+
+    p = Path(path)
+    found = re.fullmatch(r"([a-z0-9_]+)-(\d+)px\.pt", p.name)
+    if p.parent.name != "classifiers" or not found or found[1] not in BUNDLED_CLASSIFIER_DATA:
+        return None
+    return ["--data", found[1], f"data.image_size={found[2]}", "--out", str(p)]
+
+
 class ClassifierExtractor:
     """A domain classifier trained by `python -m lit_gen.train_classifier` (a small CNN on the
     same data): FID/KID/PRC on its penultimate layer, IS on its logits. Works offline; the
@@ -146,7 +163,7 @@ class ClassifierExtractor:
         if m.classifier_ckpt is None:
             raise ConfigError("metrics.feature_extractor=classifier needs metrics.classifier_ckpt=PATH; "
                               "train one with `python -m lit_gen.train_classifier --data NAME --out PATH`")
-        if not Path(m.classifier_ckpt).is_file():
+        if not Path(m.classifier_ckpt).is_file() and default_classifier_args(m.classifier_ckpt) is None:
             raise ConfigError(f"metrics.classifier_ckpt: file not found: {m.classifier_ckpt}; train it "
                               "with `python -m lit_gen.train_classifier --data NAME --out PATH`")
 

@@ -243,3 +243,101 @@ def test_wandb_summary_carries_metrics_json(tmp_path, monkeypatch):
         assert summary["protocol"]["feature_extractor"] == "classifier"
     finally:
         logger.experiment.finish()
+
+
+# --- reference rows, published numbers, rank correlation ------------------------------------
+
+def test_spearman_and_ranks_match_scipy():
+    from scipy import stats
+
+    rng = np.random.RandomState(0)
+    for x, y in (([29.6, 26.5, 30.7, 21.5, 24.5, 27.7, 22.9, 43.6],
+                  [31.0, 12.0, 40.0, 180.0, 15.0, 22.0, 90.0, 60.0]),
+                 ([1, 2, 2, 3, 5, 5, 5], [7, 1, 3, 3, 2, 9, 4]),  # ties on both sides
+                 (list(rng.rand(20)), list(rng.rand(20)))):
+        assert bench_table.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
+        assert bench_table.rankdata(x).tolist() == pytest.approx(stats.rankdata(x).tolist())
+    assert bench_table.spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    assert math.isnan(bench_table.spearman([1, 1, 1], [1, 2, 3]))
+
+
+REF_PROTOCOL = {**P_IMAGE, "dataset": "mnist"}
+
+
+def write_reference(path: Path, real_fid: float, noise_fid: float, protocol=REF_PROTOCOL) -> Path:
+    rows = [{"name": name, "what": f"{name} test", "metrics": {"fid": fid, "isc_mean": 1.0},
+             "protocol": protocol}
+            for name, fid in (("real data", real_fid), ("uniform noise", noise_fid))]
+    path.write_text(json.dumps({"format": "lit_gen.reference/1", "dataset": "mnist",
+                                "command": "test", "rows": rows}))
+    return path
+
+
+def test_reference_rows_ratios_and_published_rank_correlation(tmp_path):
+    from scipy import stats
+
+    root = tmp_path / "runs"
+    ours = {"dcgan": (10.0, 14.0), "wgan": (40.0, 44.0), "lsgan": (20.0, 30.0),
+            "began": (100.0, 120.0)}
+    for model, fids in ours.items():
+        for seed, fid in enumerate(fids):
+            make_run(root, f"{model}_mnist", "mnist", seed, {"fid": fid, "protocol": P_IMAGE})
+    ref = write_reference(tmp_path / "ref.json", real_fid=2.0, noise_fid=400.0)
+    pub = tmp_path / "pub.yaml"
+    published = {"dcgan": 26.5, "wgan": 21.5, "lsgan": 30.7, "began": 22.9, "vae": 43.6}
+    pub.write_text(yaml.safe_dump({"column": "paper FID", "note": "Inception, not comparable.",
+                                   "rows": {k: {"value": v, "label": k.upper()}
+                                            for k, v in published.items()}}))
+    md, rows = table_files(root, tmp_path / "t", "--metrics", "fid", "--reference", str(ref),
+                           "--published", str(pub))
+    cells = md_row(md, "lsgan", "mnist")  # mean 25
+    assert cells[-4:] == ["25.00 ± 7.07", "12.50", "0.06250", "30.7"]
+    assert md_row(md, "*real data*", "mnist")[-4:] == ["2.000", "1.000", "0.005000", "-"]
+    assert md_row(md, "*uniform noise*", "mnist")[-4:] == ["400.0", "200.0", "1.000", "-"]
+    means = [float(np.mean(ours[m])) for m in sorted(ours)]
+    rho = stats.spearmanr(means, [published[m] for m in sorted(ours)])[0]
+    assert f"over the 4 models in both: rho = {rho:.3f}" in md
+    assert "Ours: dcgan < lsgan < wgan < began. Published: wgan < began < dcgan < lsgan." in md
+    assert "Inception, not comparable." in md
+    row = row_of(rows, "dcgan", "mnist")
+    assert float(row["fid / floor"]) == pytest.approx(6.0)
+    assert float(row["fid / noise"]) == pytest.approx(0.03)
+    assert row["paper FID"] == "26.5"
+    (ref_csv,) = [r for r in rows if r["model"] == "*uniform noise*"]
+    assert float(ref_csv["fid mean"]) == 400.0 and ref_csv["fid n"] == "1"
+    # the same inputs give the same bytes
+    md2, _ = table_files(root, tmp_path / "t2", "--metrics", "fid", "--reference", str(ref),
+                         "--published", str(pub))
+    assert md2.replace("t2", "t") == md
+
+
+def test_reference_with_another_protocol_is_noted(runs, tmp_path):
+    ref = write_reference(tmp_path / "ref.json", 2.0, 400.0,
+                          protocol={**P_IMAGE, "n_generated": 500})
+    md, _ = table_files(runs, tmp_path / "t", "--metrics", "fid", "--reference", str(ref))
+    assert "reference *real data*: protocol n_generated = 500, the runs' = 2000" in md
+
+
+def test_fewer_than_three_published_models_give_no_correlation(runs, tmp_path):
+    pub = tmp_path / "pub.yaml"
+    pub.write_text(yaml.safe_dump({"rows": {"dcgan": {"value": 1.0}, "wgan": {"value": 2.0}}}))
+    md, _ = table_files(runs, tmp_path / "t", "--metrics", "fid", "--published", str(pub))
+    assert "not computed (2 models have both numbers; it needs 3)" in md
+
+
+def test_bad_reference_and_published_files_exit_2(runs, tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{}")
+    assert bench.main([str(runs), "--reference", str(tmp_path / "bad.json")]) == 2
+    assert "not a readable reference file" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("rows: {dcgan: {value: fast}}")
+    assert bench.main([str(runs), "--published", str(tmp_path / "bad.yaml")]) == 2
+    assert "expected keys column, note and rows" in capsys.readouterr().err
+
+
+def test_committed_published_rows_are_the_papers_numbers():
+    root = Path(__file__).resolve().parents[2]
+    pub = bench_table.read_published(root / "benchmarks/published/lucic2018_fashion_mnist.yaml")
+    assert pub.values == {"gan_mm": 29.6, "dcgan": 26.5, "lsgan": 30.7, "wgan": 21.5,
+                          "wgan_gp": 24.5, "dragan": 27.7, "began": 22.9, "vae": 43.6}
+    for model in pub.values:  # every published row names an experiment of ours
+        assert (root / "conf/experiment" / f"{model}_fashion_mnist.yaml").is_file(), model

@@ -1,0 +1,209 @@
+"""`python -m lit_gen.bench figures RUNS_DIR_OR_SWEEP ... --out PREFIX [--metric fid]`
+
+The pictures of a benchmark table, from the same run dirs and rows as `lit_gen.bench`:
+
+- `PREFIX_gallery.png`: one row of `--n` samples per table row, from the checkpoint
+  (checkpoints/last.ckpt) of the row's first finished run, every model drawn after
+  `torch.manual_seed(--seed)` (models with the same latent size get the same latents;
+  conditional models draw labels 0, 1, 2, ...), enlarged nearest-neighbour to at least 64 px
+  per image and labelled with the row's name;
+- `PREFIX_curves.png`: `--metric` against training epochs for every row (mean over its
+  runs at each epoch), from the values evaluated during training (metrics.csv; set
+  `metrics.every_n_epochs` in the runs), log scale.
+
+A row without a checkpoint or without evaluations during training is named on stdout and
+left out of that picture. The PNGs carry no timestamp: the same runs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lit_gen.bench.records import FINISHED, RunRecord, load_records
+from lit_gen.bench.table import group_value
+from lit_gen.callbacks.samples import enlarge, enlarge_factor
+from lit_gen.errors import ConfigError, cli_main
+from lit_gen.run.checkpoint import load_model
+from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT
+
+METRICS_CSV = "metrics.csv"  # written by the run's CSV logger (lit_gen.run.loggers)
+PAD = 2  # pixels between images in the gallery
+LABEL_WIDTH = 8  # pixels per character of a row label (PIL's default bitmap font is 6)
+
+
+def group_rows(records: list[RunRecord], group_by: list[str]) -> dict[str, list[RunRecord]]:
+    """Row label ("dcgan / fashion_mnist") -> its finished local runs, sorted by name."""
+    rows: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.status == FINISHED and r.path is not None:
+            label = " / ".join(str(group_value(r.config, k)) for k in group_by)
+            rows.setdefault(label, []).append(r)
+    return {k: sorted(v, key=lambda r: r.name) for k, v in sorted(rows.items())}
+
+
+# --- metric curves ------------------------------------------------------------------------
+
+def metric_history(run_dir: Path, metric: str) -> dict[int, float]:
+    """Epochs done -> the metric's value logged at the end of that epoch (metrics.csv; a
+    resumed run's repeated epochs keep the last value)."""
+    path = run_dir / METRICS_CSV
+    if not path.is_file():
+        return {}
+    out: dict[int, float] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            value, epoch = row.get(metric) or "", row.get("epoch") or ""
+            if value and epoch:
+                v = float(value)
+                if math.isfinite(v):
+                    out[int(float(epoch)) + 1] = v  # Lightning logs the 0-based epoch
+    return out
+
+
+def mean_curve(histories: list[dict[int, float]]) -> tuple[list[int], list[float]]:
+    """(epochs, mean over the runs that have that epoch)."""
+    epochs = sorted({e for h in histories for e in h})
+    return epochs, [float(np.mean([h[e] for h in histories if e in h])) for e in epochs]
+
+
+def plot_curves(rows: dict[str, list[RunRecord]], metric: str, path: Path) -> list[str]:
+    """Draw the curves; returns the labels of rows without any evaluation during training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    missing = []
+    for i, (label, runs) in enumerate(rows.items()):
+        histories = [h for h in (metric_history(r.path, metric) for r in runs) if h]
+        if not histories:
+            missing.append(label)
+            continue
+        epochs, values = mean_curve(histories)
+        style = ("-", "--", ":", "-.")[(i // 10) % 4]  # 10 colours per line style
+        ax.plot(epochs, values, style, marker="o", markersize=3,
+                label=f"{label} (n={len(histories)})")
+    ax.set_xlabel("training epochs")
+    ax.set_ylabel(metric)
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    if len(rows) > len(missing):
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return missing
+
+
+# --- the gallery ---------------------------------------------------------------------------
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+@torch.no_grad()
+def model_samples(ckpt: Path, n: int, seed: int) -> torch.Tensor:
+    """(n, C, H, W) samples of a checkpoint's model after torch.manual_seed(seed)."""
+    model = load_model(ckpt, "cpu")
+    labels = torch.arange(n) % model.num_classes if model.conditional else None
+    torch.manual_seed(seed)
+    return model.sample(n, labels)
+
+
+def gallery_image(rows: list[tuple[str, torch.Tensor]]) -> np.ndarray:
+    """One labelled row of samples per entry; all images enlarged by the same integer factor
+    (from the largest side) so they keep their relative size. (H, W, 3) uint8, white ground."""
+    from PIL import Image, ImageDraw
+
+    side = max(x.shape[-1] for _, x in rows)
+    k = enlarge_factor(side)
+    label_w = LABEL_WIDTH * max(len(label) for label, _ in rows) + 2 * PAD
+    row_h = side * k + PAD
+    n = max(len(x) for _, x in rows)
+    canvas = np.full((row_h * len(rows) + PAD, label_w + n * (side * k + PAD), 3), 255, np.uint8)
+    for r, (_, x) in enumerate(rows):
+        imgs = to_uint8(enlarge(x, k))
+        for i, img in enumerate(imgs):
+            top, left = PAD + r * row_h, label_w + i * (side * k + PAD)
+            canvas[top:top + img.shape[0], left:left + img.shape[1]] = img
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    for r, (label, _) in enumerate(rows):
+        draw.text((PAD, PAD + r * row_h + max(0, (side * k - 11) // 2)), label, fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def draw_gallery(rows: dict[str, list[RunRecord]], n: int, seed: int, path: Path) -> list[str]:
+    """Write the gallery; returns the labels of rows with no checkpoint."""
+    from PIL import Image
+
+    drawn, missing = [], []
+    for label, runs in rows.items():
+        ckpts = [r.path / CHECKPOINTS_DIR / LAST_CHECKPOINT for r in runs]
+        ckpts = [c for c in ckpts if c.is_file()]
+        if not ckpts:
+            missing.append(label)
+            continue
+        x = model_samples(ckpts[0], n, seed)
+        if x.ndim != 4:
+            raise ConfigError(f"figures: row {label} is not an image model (samples of shape "
+                              f"{tuple(x.shape)}); a gallery needs images")
+        drawn.append((label, x))
+    if drawn:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(gallery_image(drawn)).save(path)
+    return missing
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m lit_gen.bench figures", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="+", metavar="RUNS_DIR_OR_SWEEP")
+    parser.add_argument("--out", required=True, help="prefix: writes PREFIX_gallery.png and "
+                                                     "PREFIX_curves.png")
+    parser.add_argument("--group-by", default="model,dataset", help="row keys, as in the table")
+    parser.add_argument("--metric", default="fid", help="the curve's metric (fid)")
+    parser.add_argument("--n", type=int, default=10, help="samples per gallery row (10)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed of every row (0)")
+    parser.add_argument("--only", choices=("gallery", "curves"), default=None,
+                        help="draw one of the two pictures")
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.n <= 0:
+        raise ConfigError("--n must be positive")
+    records = [r for s in args.sources for r in load_records(s)]
+    rows = group_rows(records, [k.strip() for k in args.group_by.split(",") if k.strip()])
+    if not rows:
+        raise ConfigError("figures: no finished local runs in " + ", ".join(args.sources))
+    out = Path(args.out)
+    jobs = {"gallery": lambda p: draw_gallery(rows, args.n, args.seed, p),
+            "curves": lambda p: plot_curves(rows, args.metric, p)}
+    for name, job in jobs.items():
+        if args.only not in (None, name):
+            continue
+        path = out.with_name(f"{out.name}_{name}.png")
+        missing = job(path)
+        if len(missing) < len(rows):
+            print(f"wrote {path} ({len(rows) - len(missing)} rows)")
+        for label in missing:
+            why = "no checkpoints/last.ckpt" if name == "gallery" else \
+                f"no {args.metric} evaluated during training in metrics.csv"
+            print(f"{name}: left out {label} ({why})")
+    return 0

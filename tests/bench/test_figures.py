@@ -1,0 +1,104 @@
+"""`lit_gen.bench figures` and the enlargement of small images (also in training grids)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from lit_gen import bench
+from lit_gen.bench.figures import (
+    LABEL_WIDTH,
+    PAD,
+    mean_curve,
+    metric_history,
+    model_samples,
+    to_uint8,
+)
+from lit_gen.callbacks.samples import enlarge, enlarge_factor, save_grid
+from lit_gen.models.base import Grid
+from tests.conftest import fit, tiny_overrides
+
+
+@pytest.mark.parametrize(("side", "factor"), [(8, 8), (16, 4), (28, 3), (32, 2), (64, 1),
+                                              (100, 1), (63, 2)])
+def test_enlarge_factor(side, factor):
+    assert enlarge_factor(side) == factor
+    assert side * factor >= 64 and (factor == 1 or side * (factor - 1) < 64)
+
+
+def test_enlarge_is_nearest_neighbour():
+    x = torch.arange(6.0).view(1, 1, 2, 3)
+    y = enlarge(x, 2)
+    assert y.shape == (1, 1, 4, 6)
+    assert y[0, 0].tolist() == [[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2],
+                                [3, 3, 4, 4, 5, 5], [3, 3, 4, 4, 5, 5]]
+
+
+def test_training_grid_of_16px_images_is_enlarged(tmp_path):
+    x = torch.rand(16, 1, 16, 16) * 2 - 1
+    path = save_grid(Grid(x, nrow=8), tmp_path / "g.png")
+    img = np.asarray(Image.open(path).convert("L"))
+    k = 4  # 16 px -> 64 px per image, padding k
+    assert img.shape == (2 * 64 + 3 * k, 8 * 64 + 9 * k)
+    first = img[k:k + 64, k:k + 64].astype(int)
+    expected = ((x[0, 0].clamp(-1, 1) + 1) / 2 * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    assert np.abs(first - enlarge(expected, k).numpy().astype(int)).max() <= 1
+
+
+def test_metric_history_and_mean_curve(tmp_path):
+    with open(tmp_path / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "fid", "train/g_loss"])
+        w.writerows([[0, 10, "", 0.5], [0, 10, 30.0, ""], [1, 20, 20.0, ""], [1, 20, "", 0.4],
+                     [2, 30, "nan", ""]])
+    assert metric_history(tmp_path, "fid") == {1: 30.0, 2: 20.0}
+    assert metric_history(tmp_path / "none", "fid") == {}
+    assert mean_curve([{1: 30.0, 2: 20.0}, {1: 10.0}]) == ([1, 2], [20.0, 20.0])
+
+
+@pytest.mark.slow
+def test_figures_from_runs(tmp_path, digits_classifier):
+    root = tmp_path / "runs"
+    run = root / "dcgan_digits8"
+    fit(["conf/experiment/dcgan_digits.yaml"],
+        tiny_overrides(run, epochs=2) + ["data.image_size=8", "metrics.names=[fid]",
+                                         "metrics.every_n_epochs=1", "metrics.feature_extractor=classifier",
+                                         f"metrics.classifier_ckpt={digits_classifier}",
+                                         f"metrics.cache_dir={tmp_path / 'cache'}"])
+    # a second row made of the same checkpoint under another experiment name: same seed,
+    # so its gallery row must be the same pixels
+    copy = root / "copy_digits"
+    shutil.copytree(run, copy)
+    cfg = yaml.safe_load((copy / "config.yaml").read_text())
+    cfg["experiment"] = "copy_digits"
+    (copy / "config.yaml").write_text(yaml.safe_dump(cfg))
+    # a finished run without checkpoint or curve is named, not drawn
+    bare = root / "bare_digits"
+    bare.mkdir()
+    for name in ("config.yaml", "metrics.json", "done.json"):
+        shutil.copy(run / name, bare / name)
+    cfg["experiment"] = "bare_digits"
+    (bare / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+    out = tmp_path / "fig" / "digits"
+    assert bench.main(["figures", str(root), "--out", str(out), "--n", "5", "--seed", "3"]) == 0
+    gallery = np.asarray(Image.open(out.with_name("digits_gallery.png")).convert("RGB"))
+    k, side = 8, 8
+    labels = ["copy / digits", "dcgan / digits"]  # sorted rows; bare left out
+    label_w = LABEL_WIDTH * max(map(len, labels)) + 2 * PAD
+    assert gallery.shape == (2 * (side * k + PAD) + PAD, label_w + 5 * (side * k + PAD), 3)
+    expected = to_uint8(enlarge(model_samples(run / "checkpoints" / "last.ckpt", 5, 3), k))
+    for r in range(2):
+        top = PAD + r * (side * k + PAD)
+        for i in range(5):
+            left = label_w + i * (side * k + PAD)
+            assert np.array_equal(gallery[top:top + 64, left:left + 64], expected[i])
+    assert Image.open(out.with_name("digits_curves.png")).size == (800, 500)
+    history = metric_history(run, "fid")
+    assert sorted(history) == [1, 2] and all(v > 0 for v in history.values())
