@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -32,6 +33,7 @@ class DataConfig:
     channels: int | None = None  # image_folder: 1 or 3 (None: 3)
     limit: int | None = None  # use only the first N training examples (tiny runs, tests)
     binarize: bool = False  # images to {-1, 1}, for Bernoulli likelihoods
+    binarization: str = "threshold"  # threshold (x > 0, once) | dynamic (Bernoulli, every read)
     # toy 2D sets
     n_samples: int = 20000
     radius: float | None = None  # ring2d: circle radius (1); grid2d: spacing (2)
@@ -88,6 +90,7 @@ class ModelConfig:
     e_optim: OptimConfig | None = None  # third optimizer where a model has one (VAE-GAN)
     ema: EMAConfig = field(default_factory=EMAConfig)
     params: dict[str, Any] = field(default_factory=dict)
+    pack: int = 1  # PacGAN (Lin et al. 2018): D scores `pack` samples concatenated
     compile: bool = False  # torch.compile the nets in place (state_dict keys unchanged)
     channels_last: bool = False  # channels_last memory format for conv nets and their inputs
 
@@ -134,11 +137,20 @@ class RunConfig:
 
     dir: str | None = None  # None: <root>/<experiment>-<timestamp>
     root: str = "runs"
-    sample_every_n_epochs: int = 1  # sample grid every N epochs (and always at the end)
+    # sample grid every N epochs; None: on the wall-clock cadence of `write_every_s` (and
+    # always at the end)
+    sample_every_n_epochs: int | None = None
+    # periodic last.ckpt and sample grids at an epoch end once this many seconds have passed
+    # since the last one, or 50x the last one's cost if longer: they cost < 2 % of any run
+    write_every_s: float = 60.0
+    threads: int | None = None  # torch intra-op threads; None: lit_gen.run.threads' policy
     n_grid: int = 64  # images in a sample grid (size of the fixed-noise buffer)
     monitor: str | None = None  # metric for best checkpoints, e.g. "val/elbo" or "fid"
     monitor_mode: str = "min"
     save_top_k: int = 1
+    # a non-finite loss, gradient or parameter: stop (exit 3, last finite checkpoint kept)
+    # or skip_step (drop that optimizer step, count it in train/skipped_steps)
+    on_nonfinite: str = "stop"
 
 
 @dataclass
@@ -183,13 +195,32 @@ class MetricsConfig:
     likelihood_split: str = "test"  # train | val | test
     likelihood_limit: int | None = None  # use only the first N examples of the split
     likelihood_batch_size: int = 16  # examples per elbo / iwae_log_likelihood call
+    # feature extractors other than Inception / classifier (dinov2-vit-*-14, clip-vit-b-32,
+    # vgg16): their local weights file (None: the torch.hub checkpoints folder)
+    extractor_weights: str | None = None
+    extractor_dtype: str | None = None  # float32 | float64 inside the extractor (None: float32)
+    dc_neighborhood: int = 5  # k of density / coverage (Naeem et al. 2020)
+    memorization_split: str = "test"  # held-out real images of the data-copying test
+    memorization_cells: int = 10  # k-means cells of the training features (Meehan et al. 2020)
+    memorization_min_cell: int = 20  # generated samples a cell needs to be scored
+    fd_inf_points: int = 5  # sample sizes of the FD-infinity fit (Chong & Forsyth 2020)
+    fd_inf_min_samples: int | None = None  # smallest of them (None: num_samples // 5)
+    recon_split: str = "test"  # images encoded and decoded for recon_fid (autoencoders)
+    latent_sampler: str = "prior"  # autoencoders: prior | gmm | two_stage (lit_gen.metrics.latent_samplers)
+    latent_sampler_file: str | None = None  # the fitted sampler (None: next to the checkpoint)
 
 
 @dataclass
 class Config:
     seed: int = 0
+    # train one member per seed as one vectorized ensemble (lit_gen/nets/members.py): each
+    # member has its own init, data, shuffling and noise; `seed` seeds what they share
+    seeds: list[int] | None = None
     experiment: str | None = None  # set from the last --config file's name when null
     resume: str | None = None  # "last" or a checkpoint path
+    # what a resume may change (lit_gen.run.resume): "refuse" anything that defines the run
+    # (model, data, batch size, optimizer, seed), or "allow" it, applied and recorded
+    resume_overrides: str = "refuse"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -267,6 +298,20 @@ def _read_with_defaults(path: Path, seen: tuple[Path, ...]) -> list[tuple[str, D
     return out
 
 
+def _check_scannable(item: str) -> None:
+    """An override value YAML cannot read (`x`, @home, ...) is a ConfigError that says how
+    to quote it, not a yaml traceback."""
+    key, value = item.split("=", 1)
+    try:
+        OmegaConf.from_dotlist([f"value={value}"])
+    except yaml.YAMLError as err:
+        reason = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise ConfigError(f"override '{item}': YAML cannot read the value {value!r} ({reason}); "
+                          f"quote it as a string, e.g. {key}=\"'{value}'\"") from None
+    except OmegaConfBaseException:
+        pass  # reported with its key by compose()
+
+
 def compose(config_files: list[str] | tuple[str, ...] = (), overrides: list[str] = ()) -> DictConfig:
     """Defaults <- each yaml file in order <- dotlist overrides, checked against the schema
     (keys and types). `lit_gen.validation.load` adds the checks that need the registries."""
@@ -279,6 +324,8 @@ def compose(config_files: list[str] | tuple[str, ...] = (), overrides: list[str]
             except OmegaConfBaseException as err:
                 raise ConfigError(_describe(err, source)) from None
     dotlist = normalize_overrides(list(overrides))
+    for item in dotlist:
+        _check_scannable(item)
     try:
         _reset_renamed_nets(cfg, OmegaConf.from_dotlist(dotlist))
         for item in dotlist:

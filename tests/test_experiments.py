@@ -1,4 +1,6 @@
-"""Every experiment config trains a few steps, writes its run dir, resumes and samples."""
+"""Every experiment config trains a few steps, writes its run dir and samples from its
+checkpoint. (Resume is a property of the model: tests/models/test_contract.py resumes every
+registered model.)"""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def data_overrides_for(name, request) -> list[str]:
 
 
 @pytest.mark.parametrize("exp", EXPERIMENTS, ids=[e.stem for e in EXPERIMENTS])
-def test_experiment_trains_resumes_samples(exp, tmp_path, request):
+def test_experiment_trains_and_samples(exp, tmp_path, request):
     extra = data_overrides(exp, request)
     run_dir = tmp_path / "run"
     fit([exp], tiny_overrides(run_dir, epochs=1) + extra)
@@ -53,15 +55,9 @@ def test_experiment_trains_resumes_samples(exp, tmp_path, request):
     assert saved.experiment == exp.stem
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epoch"] == 1
-    steps_after_one = metrics["g_step"]
-    assert steps_after_one >= 1
+    assert metrics["g_step"] >= 1
     losses = {k: v for k, v in metrics.items() if k.startswith("train/")}
     assert losses and all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
-
-    fit([exp], tiny_overrides(run_dir, epochs=2) + extra + ["resume=last"])
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["epoch"] == 2
-    assert metrics["g_step"] > steps_after_one
 
     model = load_model(run_dir / "checkpoints" / "last.ckpt")
     x = model.sample(5)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from lit_gen.errors import ConfigError
 from lit_gen.run.checkpoint import load_model, read_checkpoint
 from tests.conftest import ROOT, fit, tiny_overrides
 
@@ -98,3 +101,36 @@ def test_wandb_offline_logging(tmp_path, monkeypatch):
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb"))
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epoch"] == 1
+
+
+def test_print_config_and_default_classifier_need_no_classifier_file(tmp_path, monkeypatch, capsys):
+    """The quickstart's classifier file is missing on a fresh clone: --print-config works,
+    and a run trains it first (one line), with the command `make quickstart` uses."""
+    import subprocess
+
+    from lit_gen import fit as fit_mod
+    from lit_gen import validation
+    from lit_gen.run import classifiers
+
+    quickstart = str(ROOT / "conf" / "experiment" / "quickstart.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert fit_mod.main(["--config", quickstart, "--print-config"]) == 0
+    assert "classifier_ckpt: runs/classifiers/digits-16px.pt" in capsys.readouterr().out
+    calls = []
+
+    def fake_run(cmd, **kwargs):  # stands in for the minute of training
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1])
+        out.parent.mkdir(parents=True)
+        out.write_bytes(b"x")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(classifiers.subprocess, "run", fake_run)
+    cfg = validation.load([quickstart])
+    assert classifiers.ensure_default_classifier(cfg) == Path("runs/classifiers/digits-16px.pt")
+    assert calls == [[sys.executable, "-m", "lit_gen.train_classifier", "--data", "digits",
+                      "data.image_size=16", "--out", "runs/classifiers/digits-16px.pt"]]
+    assert capsys.readouterr().err.count("\n") == 1
+    assert classifiers.ensure_default_classifier(cfg) is None  # present now: nothing to do
+    with pytest.raises(ConfigError, match="file not found"):  # not a default path: no guess
+        validation.load([quickstart], ["metrics.classifier_ckpt=elsewhere/digits-16px.pt"])

@@ -88,13 +88,34 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_run_dir(run_dir: Path, name: str) -> RunRecord:
+def read_run_dir(run_dir: Path, name: str) -> list[RunRecord]:
+    """The run's record; an ensemble run (config `seeds`) gives one record per member."""
     config = _read_config(run_dir / CONFIG_FILE) or {}
     metrics = _read_json(run_dir / METRICS_FILE) or {}
     done = _read_json(run_dir / DONE_FILE)
     status = FINISHED if done is not None and (run_dir / METRICS_FILE).is_file() else FAILED
-    return RunRecord(name, config, metrics, status, _read_json(run_dir / ENVIRONMENT_FILE),
-                     done, run_dir)
+    environment = _read_json(run_dir / ENVIRONMENT_FILE)
+    seeds = config.get("seeds")
+    if not seeds:
+        return [RunRecord(name, config, metrics, status, environment, done, run_dir)]
+    return [RunRecord(f"{name}/member{k}", member_config(config, seed),
+                      member_metrics(metrics, k), status, environment, done, run_dir)
+            for k, seed in enumerate(seeds)]
+
+
+def member_config(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """An ensemble member's config: a plain run of its seed (rows group it as one)."""
+    return {**config, "seed": seed, "seeds": None}
+
+
+def member_metrics(metrics: dict[str, Any], k: int) -> dict[str, Any]:
+    """Member k's metrics: its entry of `members` over the run's shared keys (protocol,
+    epoch, ...); {} when the run has not evaluated its members yet."""
+    members = metrics.get("members")
+    if not isinstance(members, list) or k >= len(members):
+        return {key: v for key, v in metrics.items() if key != "members"} if k == 0 else {}
+    shared = {key: v for key, v in metrics.items() if key != "members"}
+    return {**shared, **{key: v for key, v in members[k].items() if key != "seed"}}
 
 
 def _planned_but_absent(root: Path, seen: set[str]) -> list[RunRecord]:
@@ -126,8 +147,9 @@ def local_records(root: Path) -> list[RunRecord]:
     if not root.exists():
         raise ConfigError(f"no such runs directory: {root}")
     dirs = find_run_dirs(root)
-    records = [read_run_dir(d, str(d.relative_to(root)) if d != root else d.name) for d in dirs]
-    seen = {r.name for r in records}
+    records = [r for d in dirs for r in read_run_dir(d, str(d.relative_to(root)) if d != root
+                                                      else d.name)]
+    seen = {r.name.split("/member")[0] for r in records}
     records += _planned_but_absent(root, seen)
     if not records:
         raise ConfigError(f"{root} holds no run dirs (directories with a lit_gen config.yaml)")

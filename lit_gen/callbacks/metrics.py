@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 
 from lit_gen.metrics.evaluator import Evaluator
+from lit_gen.metrics.latent_samplers import prepare_latent_sampler
 from lit_gen.run.dir import update_metrics
 
 
@@ -42,15 +43,35 @@ class SampleMetrics(L.Callback):
             self.evaluator.prepare()  # resolve (download once) the extractor weights before training
 
     def _evaluate(self, trainer, pl_module, epochs_done: int) -> dict[str, float]:
+        if self.cfg.metrics.latent_sampler != "prior":
+            # refitted on the current codes at every evaluation, identically on every rank
+            sampler, proto = prepare_latent_sampler(pl_module, self.cfg.metrics.latent_sampler, None,
+                                                    trainer.datamodule, seed=self.cfg.seed)
+            self.evaluator.latent_sampler, self.evaluator.latent_sampler_protocol = sampler, proto
         values, protocol = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
+        members = self._member_values(pl_module, values)
         protocol.update(epoch=epochs_done, g_step=pl_module.g_steps,
                         ema=getattr(pl_module, "generator_ema", None) is not None,
                         world_size=trainer.world_size)
-        self._last = {**values, "protocol": protocol}
+        # an ensemble's top-level values (logged, monitored) are member 0's; every member's
+        # are in `members`, which lit_gen.bench reads as one run per member
+        self._last = {**values, "protocol": protocol, **({"members": members} if members else {})}
         if trainer.is_global_zero:
             update_metrics(self.run_dir, self._last)
         self._evaluated_at = pl_module.g_steps
         return values
+
+    def _member_values(self, pl_module, first: dict) -> list[dict] | None:
+        """Each member's metrics in an ensemble (config `seeds`), with its seed."""
+        seeds = getattr(pl_module, "member_seeds", None)
+        if not seeds or len(seeds) == 1:
+            return None
+        out = [{"seed": seeds[0], **first}]
+        for k in range(1, len(seeds)):
+            with pl_module.as_member(k):
+                values, _ = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
+            out.append({"seed": seeds[k], **values})
+        return out
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1

@@ -35,6 +35,11 @@ class EpochSeeding(L.Callback):
         random.seed(s)
         np.random.seed(s)
         torch.manual_seed(s)  # also seeds every CUDA device
+        # an ensemble's members draw their noise from streams of their own seeds
+        reseed = getattr(pl_module, "reseed_members", None)
+        if reseed is not None:
+            epoch, rank = trainer.current_epoch, trainer.global_rank
+            reseed(lambda member_seed: epoch_seed(member_seed, epoch, rank))
 
 
 class FinalMetrics(L.Callback):

@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lit_gen.data.binarize import binarization_of, dynamic_binarize
 from lit_gen.errors import DataError
 
 
@@ -46,23 +47,26 @@ class TensorPairDataset(Dataset):
     Args:
         x: (N, ...) examples; y: (N,) labels.
         hflip: random horizontal flips of fetched images (augmentation; global torch RNG).
+        binarize: dynamic binarization, re-drawn at every read (global torch RNG).
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, hflip: bool = False):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, hflip: bool = False,
+                 binarize: bool = False):
         assert len(x) == len(y)
-        self.x, self.y, self.hflip = x, y, hflip
+        self.x, self.y, self.hflip, self.binarize = x, y, hflip, binarize
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, i: int):
-        x = self.x[i]
-        return (random_hflip(x[None])[0] if self.hflip else x), self.y[i]
+        x, y = self.__getitems__([i])
+        return x[0], y[0]
 
     def __getitems__(self, idx: list[int]):
         idx_t = torch.as_tensor(idx, dtype=torch.long)
         x = self.x[idx_t]
-        return (random_hflip(x) if self.hflip else x), self.y[idx_t]
+        x = random_hflip(x) if self.hflip else x
+        return (dynamic_binarize(x) if self.binarize else x), self.y[idx_t]
 
 
 class DeviceBatches:
@@ -87,13 +91,16 @@ class DeviceBatches:
         rank / world_size: this process's shard.
         hflip: random horizontal flips (augmentation).
         epoch_fn: returns the current epoch (None: the last `set_epoch` value).
+        binarize: dynamic binarization of every batch, drawn on the device (seeded like flips).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,
                  seed: int = 0, rank: int = 0, world_size: int = 1, hflip: bool = False,
-                 epoch_fn: Callable[[], int] | None = None):
+                 epoch_fn: Callable[[], int] | None = None,
+                 skip_fn: Callable[[], int] | None = None, binarize: bool = False):
+        self.skip_fn = skip_fn  # batches the next iteration skips (a mid-epoch resume)
         assert len(x) == len(y) and 0 <= rank < world_size
-        self.x, self.y = x, y
+        self.x, self.y, self.binarize = x, y, binarize
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size, self.hflip = rank, world_size, hflip
         self.epoch_fn = epoch_fn
@@ -139,10 +146,31 @@ class DeviceBatches:
         epoch = self.epoch
         order = self.indices(epoch)
         flips = self._generator(epoch, self.rank + 1) if self.hflip else None
-        for i in range(len(self)):
+        start = self.skip_fn() if self.skip_fn is not None else 0
+        if flips is not None and start:  # the flips the skipped batches drew
+            torch.rand(start * self.batch_size, device=self.x.device, generator=flips)
+        bits = self._generator(epoch, self.rank + 1, "binarize") if self.binarize else None
+        for i in range(start, len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.x[idx]
-            yield (random_hflip(x, flips) if flips is not None else x), self.y[idx]
+            x = random_hflip(x, flips) if flips is not None else x
+            yield (dynamic_binarize(x, bits) if bits is not None else x), self.y[idx]
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose next iteration can start `skip_fn()` batches in: a run resumed in
+    the middle of an epoch (lit_gen.run.signals) continues with the batches the interrupted
+    run had not reached (the order is a function of seed and epoch)."""
+
+    def __init__(self, *args, skip_fn: Callable[[], int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skip_fn = skip_fn
+
+    def __iter__(self):
+        it = super().__iter__()
+        for _ in range(self.skip_fn() if self.skip_fn is not None else 0):
+            next(it)
+        return it
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -205,6 +233,15 @@ class GenerativeDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.seed = seed
         self._loaded = False
+        self._skip = 0
+
+    def skip_batches(self, n: int) -> None:
+        """The next training iteration starts `n` batches in (a mid-epoch resume)."""
+        self._skip = int(n)
+
+    def _take_skip(self) -> int:
+        n, self._skip = self._skip, 0
+        return n
 
     # --- to implement -------------------------------------------------------------------
     def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -218,7 +255,7 @@ class GenerativeDataModule(L.LightningDataModule):
     def _postprocess(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "image":
             x = resize_images(x, self.cfg.image_size)
-            if self.cfg.binarize:
+            if binarization_of(self.cfg) == "threshold":
                 x = torch.where(x > 0, 1.0, -1.0)
         return x.contiguous()
 
@@ -268,8 +305,10 @@ class GenerativeDataModule(L.LightningDataModule):
     def _loader(self, x, y, shuffle: bool, augment: bool = False) -> DataLoader:
         bs = self.cfg.batch_size
         sampler = EpochShuffleSampler(len(x), self.seed, self._current_epoch) if shuffle else None
-        return DataLoader(
-            TensorPairDataset(x, y, hflip=augment and self.cfg.hflip and x.ndim == 4),
+        extra = {"skip_fn": self._take_skip} if shuffle else {}
+        return (ResumableDataLoader if shuffle else DataLoader)(
+            TensorPairDataset(x, y, hflip=augment and self.cfg.hflip and x.ndim == 4,
+                              binarize=binarization_of(self.cfg) == "dynamic"),
             batch_size=bs,
             sampler=sampler,
             # the iterator draws its worker base seed from this generator, not the global RNG
@@ -280,6 +319,7 @@ class GenerativeDataModule(L.LightningDataModule):
             collate_fn=collate_batched,
             # page-locked batches make the host-to-GPU copy asynchronous
             pin_memory=self._training_device()[0].type == "cuda",
+            **extra,
         )
 
     def device_batches(self) -> DeviceBatches:
@@ -294,7 +334,8 @@ class GenerativeDataModule(L.LightningDataModule):
                             f"{world_size} processes; use more data")
         return DeviceBatches(x, y, self.cfg.batch_size, shuffle=True, seed=self.seed, rank=rank,
                              world_size=world_size, hflip=self.cfg.hflip and x.ndim == 4,
-                             epoch_fn=self._current_epoch)
+                             epoch_fn=self._current_epoch, skip_fn=self._take_skip,
+                             binarize=binarization_of(self.cfg) == "dynamic")
 
     def train_dataloader(self):
         self.setup()

@@ -14,6 +14,21 @@ from lit_gen.registry import Registry
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+#: single-channel PIL modes with more than 8 bits, and the value that means white
+HIGH_DEPTH_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
+                    "I": 65535.0, "F": 1.0}
+
+
+def _fit(im, size: int, resample):
+    """Resize the shorter side to `size` and centre-crop to size x size."""
+    w, h = im.size
+    scale = size / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), resample)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
 
@@ -38,24 +53,40 @@ def register(datasets: Registry) -> None:
             return sorted(p for p in self._root().iterdir() if p.is_dir() and _images_in(p))
 
         def _read(self, path: Path) -> np.ndarray:
+            """(C, H, W): uint8 for 8-bit images, float32 on the same 0..255 scale for
+            images with more bits (16-bit PNG/TIFF), each read with its real range."""
             from PIL import Image, UnidentifiedImageError
 
             size, mode = self.cfg.image_size, "L" if self.cfg.channels == 1 else "RGB"
             try:
                 with Image.open(path) as im:
-                    im = im.convert(mode)
-                    w, h = im.size
-                    scale = size / min(w, h)
-                    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                                   Image.Resampling.BICUBIC)
-                    w, h = im.size
-                    left, top = (w - size) // 2, (h - size) // 2
-                    im = im.crop((left, top, left + size, top + size))
-                    arr = np.asarray(im, dtype=np.uint8)
+                    if im.mode in HIGH_DEPTH_MODES:
+                        return self._read_high_depth(im, path)
+                    # 1, P, LA, RGBA, CMYK, ...: PIL maps them to 8-bit L / RGB correctly
+                    arr = np.asarray(_fit(im.convert(mode), size, Image.Resampling.BICUBIC),
+                                     dtype=np.uint8)
             except (UnidentifiedImageError, OSError, ValueError) as err:
                 raise DataError(f"cannot read image '{path}' ({type(err).__name__}); "
                                 "remove or replace the file") from None
             return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+        def _read_high_depth(self, im, path: Path) -> np.ndarray:
+            """A single-channel 16-bit / 32-bit / float image, scaled by its full range
+            (PIL's convert("L") would clip everything above 255 to white)."""
+            from PIL import Image
+
+            full = HIGH_DEPTH_MODES[im.mode]
+            a = np.asarray(im).astype(np.float64)
+            if im.mode == "I" and a.max(initial=0) > 65535:
+                full = 2.0**31 - 1  # a genuine 32-bit image, not a 16-bit PNG opened as I
+            if a.min(initial=0) < 0 or a.max(initial=0) > full:
+                raise DataError(f"image '{path}' (mode {im.mode}) holds values outside "
+                                f"[0, {full:g}]; convert it to 8 or 16 bits")
+            unit = Image.fromarray((a / full).astype(np.float32), mode="F")
+            grey = np.asarray(_fit(unit, self.cfg.image_size, Image.Resampling.BICUBIC))
+            grey = np.clip(grey, 0.0, 1.0) * 255.0
+            c = 1 if self.cfg.channels == 1 else 3
+            return np.repeat(grey[None].astype(np.float32), c, axis=0)
 
         def load(self):
             if self.cfg.image_size is None:
@@ -75,6 +106,7 @@ def register(datasets: Registry) -> None:
             def stack(items):
                 if not items:
                     return None, None
+                # uint8, or float32 on the 0..255 scale when a high-depth image is among them
                 x = torch.from_numpy(np.stack([self._read(f) for f, _ in items]))
                 return to_unit_range(x), torch.tensor([lab for _, lab in items])
 

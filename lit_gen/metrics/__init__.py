@@ -1,7 +1,11 @@
 """Sample-quality and likelihood metrics (docs/evaluation.md).
 
 - image metrics (isc, fid, kid, prc) through torch-fidelity with a registered feature
-  extractor (`lit_gen.metrics.extractors`, `lit_gen.metrics.fidelity`);
+  extractor (`lit_gen.metrics.extractors`, `lit_gen.metrics.fidelity`), and on the same
+  features density/coverage, the data-copying test and FD-infinity
+  (`lit_gen.metrics.feature_metrics`);
+- reconstruction FID and ex-post latent samplers for autoencoders
+  (`lit_gen.metrics.latent_samplers`);
 - toy mode metrics for ring2d / grid2d (`lit_gen.metrics.toy`);
 - likelihood (ELBO, IWAE) for models that define them (`lit_gen.metrics.likelihood`);
 - one evaluation procedure for training and `lit_gen.evaluate` (`lit_gen.metrics.evaluator`).
@@ -11,8 +15,8 @@ This module stays light (no torch-fidelity import): `lit_gen.validation` imports
 
 from __future__ import annotations
 
-IMAGE_METRICS = ("isc", "fid", "kid", "prc")
-METRIC_NAMES = (*IMAGE_METRICS, "toy", "likelihood")
+IMAGE_METRICS = ("isc", "fid", "kid", "prc", "dc", "memorization", "fd_inf")
+METRIC_NAMES = (*IMAGE_METRICS, "recon_fid", "toy", "likelihood")
 
 #: metric name -> the keys it logs and writes to metrics.json
 METRIC_KEYS = {
@@ -20,6 +24,10 @@ METRIC_KEYS = {
     "fid": ("fid",),
     "kid": ("kid_mean", "kid_std"),
     "prc": ("precision", "recall", "f_score"),
+    "dc": ("density", "coverage"),
+    "memorization": ("ct_score", "nn_distance_ratio"),
+    "fd_inf": ("fd_inf",),  # also fid_n<N> for each sample size of the fit
+    "recon_fid": ("recon_fid",),
     "toy": ("modes_captured", "high_quality_pct", "mode_reverse_kl"),
     "likelihood": ("elbo", "iwae_ll"),
 }

@@ -9,14 +9,32 @@ from contextlib import nullcontext
 
 import torch
 
+from lit_gen.data.binarize import binarization_of, dynamic_binarize
 from lit_gen.errors import ConfigError
 from lit_gen.metrics import IMAGE_METRICS
 from lit_gen.metrics.distributed import gather_and_compute, rank_and_world, share
 from lit_gen.metrics.extractors import PreparedExtractor, prepare_extractor
+from lit_gen.metrics.latent_samplers import sample_with
 from lit_gen.metrics.likelihood import likelihood_metrics, per_example_likelihood
 from lit_gen.metrics.toy import toy_mode_metrics
 
 Tensor = torch.Tensor
+
+
+@torch.no_grad()
+def reconstruct(model, x: Tensor, y: Tensor | None, batch_size: int = 256) -> Tensor:
+    """decode(encode_mean(x)) in eval mode, on the model's device, (N, *data_shape)."""
+    device = model.device
+    use_y = getattr(model, "conditional", False)
+    out = []
+    with model.eval_mode():
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            yb = y[start:start + batch_size].to(device) if use_y else None
+            out.append(model.decode(model.encode_mean(xb, yb), yb).float())
+    if not out:
+        return torch.empty((0, *model.data_shape), device=device)
+    return torch.cat(out)
 
 
 def mixed_seed(*parts) -> int:
@@ -26,16 +44,21 @@ def mixed_seed(*parts) -> int:
 
 
 @torch.no_grad()
-def generate(model, n: int, rank: int = 0, world: int = 1, batch_size: int = 256) -> Tensor:
+def generate(model, n: int, rank: int = 0, world: int = 1, batch_size: int = 256,
+             latent_sampler=None) -> Tensor:
     """This rank's share of n samples via `model.sample` (the EMA generator when enabled),
-    on the model's device. Conditional models get balanced labels: sample i has label
-    i % num_classes, whatever the number of ranks."""
+    or decoded from an ex-post `latent_sampler`'s codes, on the model's device. Conditional
+    models get balanced labels: sample i has label i % num_classes, whatever the number of
+    ranks."""
     idx = share(n, rank, world)
     out = []
     for start in range(idx.start, idx.stop, batch_size):
         stop = min(start + batch_size, idx.stop)
         labels = (torch.arange(start, stop) % model.num_classes) if model.conditional else None
-        out.append(model.sample(stop - start, labels).float())
+        if latent_sampler is None:
+            out.append(model.sample(stop - start, labels).float())
+        else:
+            out.append(sample_with(model, latent_sampler, stop - start, labels).float())
     if not out:
         return torch.empty((0, *model.data_shape), device=model.device)
     return torch.cat(out)
@@ -48,27 +71,37 @@ class Evaluator:
         m: the `metrics` config section.
         datamodule: the run's GenerativeDataModule (real images, toy modes, likelihood split).
         seed: the run seed (sampling seeds derive from it).
+        latent_sampler: autoencoders: an ex-post sampler (`lit_gen.metrics.latent_samplers`)
+            the samples are decoded from, with `latent_sampler_protocol` describing it
+            (None: the model's prior).
     """
 
-    def __init__(self, m, datamodule, seed: int = 0):
+    def __init__(self, m, datamodule, seed: int = 0, latent_sampler=None,
+                 latent_sampler_protocol: dict | None = None):
         self.m = m
         self.dm = datamodule
         self.seed = seed
         self.names = list(m.names)
         self.image_names = [n for n in IMAGE_METRICS if n in self.names]
         self.extractor: PreparedExtractor | None = None
-        self._real_cache: tuple[Tensor, str] | None = None
+        self._real_cache: dict[str, tuple[Tensor, str]] = {}
+        self.latent_sampler = latent_sampler
+        self.latent_sampler_protocol = latent_sampler_protocol or {"latent_sampler": "prior"}
 
     @property
     def wants_samples(self) -> bool:
         return bool(self.image_names) or "toy" in self.names
+
+    @property
+    def needs_extractor(self) -> bool:
+        return bool(self.image_names) or "recon_fid" in self.names
 
     def num_generated(self) -> int:
         return self.m.toy_samples if "toy" in self.names else self.m.num_samples
 
     def prepare(self) -> None:
         """Resolve the feature extractor's weights (call once at start, on the rank that computes)."""
-        if self.image_names and self.extractor is None:
+        if self.needs_extractor and self.extractor is None:
             self.extractor = prepare_extractor(self.m)
 
     # --- what every rank produces ------------------------------------------------------
@@ -83,7 +116,12 @@ class Evaluator:
             torch.manual_seed(mixed_seed(self.seed, "metrics", tag, rank))
             if samples and self.wants_samples:
                 out["samples"] = generate(model, self.num_generated(), rank, world,
-                                          self.m.batch_size)
+                                          self.m.batch_size, self.latent_sampler)
+            if "recon_fid" in self.names:
+                x, y = self.dm.split(self.m.recon_split)
+                idx = share(len(x), rank, world)
+                out["recon"] = reconstruct(model, x[idx.start:idx.stop], y[idx.start:idx.stop],
+                                           self.m.batch_size)
             if "likelihood" in self.names:
                 x, y = self.likelihood_data()
                 idx = share(len(x), rank, world)
@@ -93,10 +131,18 @@ class Evaluator:
         return out
 
     def likelihood_data(self) -> tuple[Tensor, Tensor]:
+        """The likelihood split; under dynamic binarization re-drawn at every evaluation
+        (seeded by the evaluation's RNG, so the same tag gives the same draw)."""
         x, y = self.dm.split(self.m.likelihood_split)
         if self.m.likelihood_limit is not None:
             x, y = x[: self.m.likelihood_limit], y[: self.m.likelihood_limit]
+        if self.binarization == "dynamic":
+            x = dynamic_binarize(x)
         return x, y
+
+    @property
+    def binarization(self) -> str:
+        return binarization_of(self.dm.cfg)
 
     # --- what rank 0 computes ----------------------------------------------------------
     def compute(self, inputs: dict[str, Tensor], device: str | torch.device = "cpu") -> tuple[dict, dict]:
@@ -113,7 +159,13 @@ class Evaluator:
                 raise ConfigError("image metrics need samples")
             v, p = self.image_metrics(samples, device)
             values.update(v)
-            protocol.update(p, real_split=self.m.real_split)
+            protocol.update(p, real_split=self.m.real_split, **self.latent_sampler_protocol)
+            if "memorization" in self.names:
+                protocol["memorization"]["split"] = self.m.memorization_split
+        if "recon_fid" in self.names:
+            v, p = self.recon_metrics(inputs["recon"].detach().float().cpu(), device)
+            values.update(v)
+            protocol["recon_fid"] = p
         if "toy" in self.names:
             if samples is None:
                 raise ConfigError("toy metrics need samples")
@@ -124,31 +176,61 @@ class Evaluator:
             values.update(likelihood_metrics(inputs))
             protocol["likelihood"] = {"split": self.m.likelihood_split,
                                       "n_examples": len(inputs["elbo"]), "iwae_k": self.m.iwae_k,
+                                      "binarization": self.binarization,
                                       "unit": "nats per example"}
         return values, protocol
 
-    def real_images(self) -> tuple[Tensor, str]:
-        """The real split as uint8 and its torch-fidelity cache name (computed once)."""
+    def real_images(self, split: str | None = None) -> tuple[Tensor, str]:
+        """A real split as uint8 and its torch-fidelity cache name (computed once per split)."""
         from lit_gen.metrics.fidelity import real_cache_name, to_uint8_rgb
 
-        if self._real_cache is None:
-            x, _ = self.dm.split(self.m.real_split)
+        split = split or self.m.real_split
+        if split not in self._real_cache:
+            x, _ = self.dm.split(split)
             real = to_uint8_rgb(x)
-            self._real_cache = (real, real_cache_name(self.dm.cfg.name, self.m.real_split, real,
-                                                      self.extractor))
-        return self._real_cache
+            self._real_cache[split] = (real, real_cache_name(self.dm.cfg.name, split, real,
+                                                             self.extractor))
+        return self._real_cache[split]
+
+    def fidelity_options(self):
+        from lit_gen.metrics.fidelity import FeatureMetricOptions, FidelityOptions
+
+        m = self.m
+        opts = FidelityOptions(batch_size=m.batch_size, cache_dir=m.cache_dir,
+                               isc_splits=m.isc_splits, kid_subsets=m.kid_subsets,
+                               kid_subset_size=m.kid_subset_size,
+                               prc_neighborhood=m.prc_neighborhood)
+        feature_opts = FeatureMetricOptions(
+            dc_neighborhood=m.dc_neighborhood, memorization_cells=m.memorization_cells,
+            memorization_min_cell=m.memorization_min_cell, fd_inf_points=m.fd_inf_points,
+            fd_inf_min_samples=m.fd_inf_min_samples, seed=self.seed)
+        return opts, feature_opts
 
     def image_metrics(self, samples: Tensor, device) -> tuple[dict, dict]:
-        from lit_gen.metrics.fidelity import FidelityOptions, fidelity_metrics
+        from lit_gen.metrics.fidelity import fidelity_metrics
 
         self.prepare()
         real, cache_name = self.real_images()
-        opts = FidelityOptions(batch_size=self.m.batch_size, cache_dir=self.m.cache_dir,
-                               isc_splits=self.m.isc_splits, kid_subsets=self.m.kid_subsets,
-                               kid_subset_size=self.m.kid_subset_size,
-                               prc_neighborhood=self.m.prc_neighborhood)
+        heldout, heldout_name = (self.real_images(self.m.memorization_split)
+                                 if "memorization" in self.names else (None, None))
+        opts, feature_opts = self.fidelity_options()
         return fidelity_metrics(samples, real, self.image_names, self.extractor, opts,
-                                cache_name=cache_name, device=device)
+                                cache_name=cache_name, device=device, heldout=heldout,
+                                heldout_cache_name=heldout_name, feature_options=feature_opts)
+
+    def recon_metrics(self, recon: Tensor, device) -> tuple[dict, dict]:
+        """FID of the reconstructions of the `recon_split` images against those images."""
+        from lit_gen.metrics.fidelity import fidelity_metrics
+
+        self.prepare()
+        real, cache_name = self.real_images(self.m.recon_split)
+        opts, _ = self.fidelity_options()
+        v, p = fidelity_metrics(recon, real, ["fid"], self.extractor, opts, cache_name=cache_name,
+                                device=device)
+        return {"recon_fid": v["fid"]}, {"split": self.m.recon_split, "n": len(recon),
+                                         "against": f"the {self.m.recon_split} images encoded",
+                                         "code": "posterior mean (encode_mean)",
+                                         "feature_extractor_sha256": p["feature_extractor_sha256"]}
 
     # --- both ------------------------------------------------------------------------------
     def evaluate_model(self, model, tag: object = 0, samples: Tensor | None = None) -> tuple[dict, dict]:

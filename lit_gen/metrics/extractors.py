@@ -26,6 +26,9 @@ INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.
                  "weights-inception-2015-12-05-6726825d.pth")
 INCEPTION_FILE = INCEPTION_URL.rsplit("/", 1)[1]
 INCEPTION_INPUT_SIZE = 299  # torch-fidelity resizes every input to 299x299 inside the net
+# torch-fidelity's resize inside its extractors (interpolate_bilinear_2d_like_tensorflow1x)
+TF1_BILINEAR = "bilinear, TensorFlow-1.x compatible (torch-fidelity)"
+ANTIALIASED_BILINEAR = "bilinear, antialiased (lit_gen.data.base.resize_images)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ class PreparedExtractor:
         input_size: image side the network itself sees (299 for Inception).
         layers: metric -> torch-fidelity feature layer ("fid": "2048", "isc": "logits_unbiased").
         info: extra protocol entries (e.g. the classifier's dataset and test accuracy).
+        resize: how images are brought to `input_size` (recorded in the protocol).
+        dtype: the extractor's internal dtype (torch-fidelity's feature_extractor_internal_dtype;
+            None: its default, float32).
     """
 
     name: str
@@ -49,6 +55,8 @@ class PreparedExtractor:
     input_size: int
     layers: dict[str, str]
     info: dict = field(default_factory=dict)
+    resize: str = TF1_BILINEAR
+    dtype: str | None = None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -109,10 +117,11 @@ class InceptionExtractor:
             if not path.is_file():
                 _download(INCEPTION_URL, path)
         return PreparedExtractor("inception-v3-compat", self.fidelity_name, str(path),
-                                 file_sha256(path), INCEPTION_INPUT_SIZE, dict(self.layers))
+                                 file_sha256(path), INCEPTION_INPUT_SIZE, dict(self.layers),
+                                 dtype=m.extractor_dtype)
 
 
-def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
+def _download(url: str, dest: Path, timeout: float = 60.0, message=inception_offline_message) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     try:
@@ -121,8 +130,25 @@ def _download(url: str, dest: Path, timeout: float = 60.0) -> None:
                 f.write(chunk)
     except (urllib.error.URLError, OSError) as err:
         tmp.unlink(missing_ok=True)
-        raise ConfigError(inception_offline_message(f"and the download failed ({err})")) from None
+        raise ConfigError(message(f"and the download failed ({err})")) from None
     tmp.replace(dest)
+
+
+#: bundled datasets (no download) whose classifier a run trains itself when its file is
+#: missing at the default path `.../classifiers/<data>-<size>px.pt` (lit_gen.run.classifiers)
+BUNDLED_CLASSIFIER_DATA = ("digits",)
+
+
+def default_classifier_args(path: str | Path) -> list[str] | None:
+    """`lit_gen.train_classifier` arguments that make the classifier file at `path`, when it
+    is a default path for a bundled dataset (runs/classifiers/digits-16px.pt), else None."""
+    import re
+
+    p = Path(path)
+    found = re.fullmatch(r"([a-z0-9_]+)-(\d+)px\.pt", p.name)
+    if p.parent.name != "classifiers" or not found or found[1] not in BUNDLED_CLASSIFIER_DATA:
+        return None
+    return ["--data", found[1], f"data.image_size={found[2]}", "--out", str(p)]
 
 
 class ClassifierExtractor:
@@ -137,7 +163,7 @@ class ClassifierExtractor:
         if m.classifier_ckpt is None:
             raise ConfigError("metrics.feature_extractor=classifier needs metrics.classifier_ckpt=PATH; "
                               "train one with `python -m lit_gen.train_classifier --data NAME --out PATH`")
-        if not Path(m.classifier_ckpt).is_file():
+        if not Path(m.classifier_ckpt).is_file() and default_classifier_args(m.classifier_ckpt) is None:
             raise ConfigError(f"metrics.classifier_ckpt: file not found: {m.classifier_ckpt}; train it "
                               "with `python -m lit_gen.train_classifier --data NAME --out PATH`")
 
@@ -149,12 +175,87 @@ class ClassifierExtractor:
                 "classifier_test_accuracy": ckpt.get("test_accuracy")}
         return PreparedExtractor("classifier", self.fidelity_name, str(m.classifier_ckpt),
                                  file_sha256(m.classifier_ckpt), int(ckpt["in_shape"][-1]),
-                                 dict(self.layers), info)
+                                 dict(self.layers), info, resize=ANTIALIASED_BILINEAR)
 
+
+class WeightsFileExtractor:
+    """One of torch-fidelity 0.4's other extractors, run from a local weights file
+    (`metrics.extractor_weights`, else the file's name in torch.hub's checkpoints folder,
+    where torch.hub / torchvision would have downloaded it).
+
+    - `dinov2-vit-{s,b,l,g}-14` (Oquab et al. 2023; FD-DINOv2 of Stein et al. 2023): the
+      normalised class token, 224 px; lit_gen's own ViT (`lit_gen.metrics.vit`) reads the
+      official `*_pretrain.pth` state dict, since torch-fidelity would fetch the model code
+      from GitHub through torch.hub.
+    - `clip-vit-b-32` (Radford et al. 2021): the image embedding, 224 px; torch-fidelity's
+      own code reads OpenAI's TorchScript file.
+    - `vgg16` (Simonyan & Zisserman 2015; Kynkaanniemi et al. 2019's precision/recall):
+      the fc2 ReLU features, 224 px; torchvision's ImageNet state dict.
+
+    Every file is read with `torch.load(weights_only=True)` (CLIP: `torch.jit.load`).
+
+    Args:
+        name: the extractor's name (torch-fidelity's).
+        fidelity_name: the name registered with torch-fidelity's registry.
+        url: where the file is published; its last part is the file name looked for.
+        layer: the feature layer every metric uses; dim: its width.
+        file_name: when torch.hub stores it under another name than the URL's.
+    """
+
+    def __init__(self, name: str, fidelity_name: str, url: str, layer: str, dim: int,
+                 input_size: int = 224, file_name: str | None = None):
+        self.name, self.fidelity_name, self.url = name, fidelity_name, url
+        self.layer, self.dim, self.input_size = layer, dim, input_size
+        self.file_name = file_name or url.rsplit("/", 1)[1]
+        self.layers = {"fid": layer, "kid": layer, "prc": layer, "isc": layer}
+
+    def default_path(self) -> Path:
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints" / self.file_name
+
+    def message(self, reason: str) -> str:
+        return (f"metrics.feature_extractor={self.name} needs its weights file {self.file_name}, "
+                f"{reason}. Download {self.url} and set metrics.extractor_weights=/path/to/"
+                f"{self.file_name} (or place it at {self.default_path()})")
+
+    def check(self, m) -> None:
+        if m.extractor_weights is not None:
+            if not Path(m.extractor_weights).is_file():
+                raise ConfigError(self.message(f"but metrics.extractor_weights={m.extractor_weights} "
+                                               "is not a file"))
+            return
+        if not self.default_path().is_file() and not network_available():
+            raise ConfigError(self.message("and this machine has no network"))
+
+    def prepare(self, m) -> PreparedExtractor:
+        self.check(m)
+        path = Path(m.extractor_weights) if m.extractor_weights is not None else self.default_path()
+        if not path.is_file():
+            _download(self.url, path, message=self.message)
+        return PreparedExtractor(self.name, self.fidelity_name, str(path), file_sha256(path),
+                                 self.input_size, dict(self.layers),
+                                 {"feature_dim": self.dim}, dtype=m.extractor_dtype)
+
+
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{0}14/dinov2_vit{0}14_pretrain.pth"
+CLIP_B32_URL = ("https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c"
+                "18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 
 FEATURE_EXTRACTORS: Registry = Registry("feature extractor")
 FEATURE_EXTRACTORS.add("inception-v3-compat", InceptionExtractor())
 FEATURE_EXTRACTORS.add("classifier", ClassifierExtractor())
+for _size, _dim in (("s", 384), ("b", 768), ("l", 1024), ("g", 1536)):
+    FEATURE_EXTRACTORS.add(f"dinov2-vit-{_size}-14", WeightsFileExtractor(
+        f"dinov2-vit-{_size}-14", f"lit-gen-dinov2-vit-{_size}-14", DINOV2_URL.format(_size),
+        "dinov2", _dim))
+FEATURE_EXTRACTORS.add("clip-vit-b-32", WeightsFileExtractor(
+    "clip-vit-b-32", "clip-vit-b-32", CLIP_B32_URL, "clip", 512,
+    # torch-fidelity's own download name in the hub checkpoints folder
+    file_name="clip-vit-b-32-40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af.pt"))
+FEATURE_EXTRACTORS.add("vgg16", WeightsFileExtractor("vgg16", "lit-gen-vgg16", VGG16_URL,
+                                                     "fc2_relu", 4096))
 
 
 def prepare_extractor(m) -> PreparedExtractor:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from lit_gen.nets.layers import eval_mode
+
 Tensor = torch.Tensor
 
 LIKELIHOOD_KEYS = ("elbo", "iwae_ll")
@@ -32,19 +34,15 @@ def per_example_likelihood(model, x: Tensor, y: Tensor | None, k: int,
         k: importance samples per example for the IWAE bound.
         batch_size: examples per call.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     use_y = y is not None and getattr(model, "conditional", False)
     elbo, iwae = [], []
-    try:
+    with eval_mode(model):
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
             yb = y[start:start + batch_size].to(device) if use_y else None
             elbo.append(model.elbo(xb, yb).double().cpu())
             iwae.append(model.iwae_log_likelihood(xb, yb, k=k).double().cpu())
-    finally:
-        model.train(was_training)
     return {"elbo": torch.cat(elbo), "iwae_ll": torch.cat(iwae)}
 
 

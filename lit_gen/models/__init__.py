@@ -9,11 +9,17 @@ from lit_gen.config import ModelConfig, schema_fields, to_container
 from lit_gen.errors import ConfigError
 from lit_gen.losses import LOSSES, PENALTIES
 from lit_gen.models.adversarial import AdversarialModule, Fake
-from lit_gen.models.base import Batch, GenerativeModule, Grid, LossOutput, check_model_params
+from lit_gen.models.base import (
+    MODELS,
+    Batch,
+    GenerativeModule,
+    Grid,
+    LossOutput,
+    check_model_params,
+)
 from lit_gen.nets import validate_net_spec
-from lit_gen.registry import Registry, check_kwargs
+from lit_gen.registry import check_kwargs
 
-MODELS: Registry[type[GenerativeModule]] = Registry("model")
 MODELS.add("gan", AdversarialModule)
 
 NET_ROLES = {"generator": "generator", "discriminator": "discriminator",
@@ -21,10 +27,24 @@ NET_ROLES = {"generator": "generator", "discriminator": "discriminator",
 COMMON = set(schema_fields(ModelConfig)) - {"name", "params"}
 
 
+def from_run(cfg) -> dict[str, Any]:
+    """Model arguments taken from outside the model section (a model receives the ones its
+    constructor names): the seed, grid size, schedule length, clipping, data.binarize and
+    the non-finite policy."""
+    return {"seed": cfg.seed, "n_grid": cfg.run.n_grid, "max_epochs": cfg.trainer.max_epochs,
+            "gradient_clip_val": cfg.trainer.gradient_clip_val,
+            "gradient_clip_algorithm": cfg.trainer.gradient_clip_algorithm,
+            "binarize": cfg.data.binarize, "on_nonfinite": cfg.run.on_nonfinite,
+            "members": None if cfg.seeds is None else list(cfg.seeds)}
+
+
+FROM_RUN = {"data_info", "seed", "n_grid", "max_epochs", "gradient_clip_val",
+            "gradient_clip_algorithm", "binarize", "on_nonfinite", "members"}
+
+
 def validate_model_config(m) -> None:
     cls = MODELS.get(m.name, "model.name")
-    check_model_params(cls, dict(m.params), COMMON | {"max_epochs", "n_grid",
-                                                      "gradient_clip_val", "gradient_clip_algorithm"})
+    check_model_params(cls, dict(m.params), COMMON | FROM_RUN)
     roles = {**NET_ROLES, **cls.net_roles}
     for net in cls.uses_nets:
         if m[net] is None:
@@ -52,19 +72,18 @@ def model_kwargs(cfg, data_info: dict) -> dict[str, Any]:
     container = to_container(m)
     kwargs: dict[str, Any] = {k: container[k] for k in COMMON if k in names}
     kwargs.update(container["params"])
-    extra = {"data_info": data_info, "seed": cfg.seed, "n_grid": cfg.run.n_grid,
-             "max_epochs": cfg.trainer.max_epochs,
-             "gradient_clip_val": cfg.trainer.gradient_clip_val,
-             "gradient_clip_algorithm": cfg.trainer.gradient_clip_algorithm,
-             "run_config": to_container(cfg)}
+    extra = {"data_info": data_info, **from_run(cfg)}
     kwargs.update({k: v for k, v in extra.items() if k in names})
     return kwargs
 
 
 def build_model(cfg, data_info: dict) -> GenerativeModule:
-    """The LightningModule for a validated config and the data's `DataInfo.as_dict()`."""
+    """The LightningModule for a validated config and the data's `DataInfo.as_dict()`; it
+    keeps the resolved config (`run_config`) for its checkpoints."""
     cls = MODELS.get(cfg.model.name, "model.name")
-    return cls(**model_kwargs(cfg, data_info))
+    model = cls(**model_kwargs(cfg, data_info))
+    model.run_config = to_container(cfg)
+    return model
 
 
 def _register_zoo() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lit_gen.models import MODELS
+from lit_gen.models.base import LossOutput, Phase
 from lit_gen.models.wae import WAEGAN
 
 
@@ -11,7 +12,8 @@ class AAE(WAEGAN):
     """Adversarial autoencoder (Makhzani et al. 2016): a deterministic encoder q(z|x) whose
     aggregated posterior q(z) is matched to the prior N(0, I) by a latent discriminator.
 
-    Every batch runs the paper's two phases with three optimizers:
+    Every batch runs the paper's two phases with three optimizers (with n_critic > 1 the
+    encoder/decoder steps 1 and 2b run on every n_critic-th batch only):
       1. reconstruction: encoder + decoder minimise c(x, G(E(x))) (model.g_optim);
       2. regularisation: D tells prior draws from codes (model.d_optim), then the encoder,
          as D's generator, updates to fool it (model.e_optim; g_optim's values when null).
@@ -23,6 +25,9 @@ class AAE(WAEGAN):
         e_optim: the encoder's optimizer in the regularisation phase.
     """
 
+    logged_terms = ("train/recon", "train/d_loss", "train/d_real", "train/d_fake", "train/g_adv",
+                    "val/recon", "val/mmd")
+
     def __init__(self, *, e_optim: dict | None = None, lam: float = 1.0, **kwargs):
         super().__init__(lam=lam, **kwargs)
 
@@ -33,23 +38,19 @@ class AAE(WAEGAN):
             (self.discriminator.parameters(), hp.d_optim, "model.d_optim"),
             (self.encoder.parameters(), hp.e_optim or hp.g_optim, "model.e_optim"))
 
+    def reconstruction_loss(self, x, y) -> LossOutput:
+        recon = self.recon_cost(x.float(), self(x, y).recon.float()).mean()
+        return LossOutput(recon, {"recon": recon})
+
+    def encoder_adversarial_loss(self, x, y) -> LossOutput:
+        g_out = self.latent_penalty(self.encode(x, y))
+        return LossOutput(self.hparams.lam * g_out.loss, g_out.logs)
+
     def training_step(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         opt_ae, opt_d, opt_e = self.optimizers()
-        # 1. reconstruction phase
-        with self.toggled_optimizer(opt_ae):
-            out = self(x, y)
-            recon = self.recon_cost(x.float(), out.recon.float()).mean()
-            self.step_optimizer(opt_ae, recon)
-        # 2a. regularisation phase: the latent discriminator
-        with self.toggled_optimizer(opt_d):
-            d_out = self.discriminator_loss(x, y)
-            self.step_optimizer(opt_d, d_out.loss)
-        self.d_steps += 1
-        # 2b. the encoder as D's generator
-        with self.toggled_optimizer(opt_e):
-            g_out = self.latent_penalty(self.encode(x, y))
-            self.step_optimizer(opt_e, self.hparams.lam * g_out.loss)
-        self.g_steps += 1
-        self.update_ema()
-        self.log_step({"recon": recon, **d_out.logs, **g_out.logs}, prog_bar=("recon", "d_loss"))
+        self.alternate([
+            Phase("g", opt_ae, lambda: self.reconstruction_loss(x, y), "recon"),  # 1.
+            Phase("d", opt_d, lambda: self.discriminator_loss(x, y), "d_loss"),  # 2a.
+            Phase("g", opt_e, lambda: self.encoder_adversarial_loss(x, y), "g_adv"),  # 2b.
+        ], prog_bar=("recon", "d_loss"))

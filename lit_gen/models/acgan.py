@@ -28,7 +28,13 @@ class ACGAN(AdversarialModule):
         **kwargs: see AdversarialModule.
     """
 
+    stackable = False  # labels / heads / shared state: no `seeds` ensembles
+    packable = False  # its D reads single samples (labels, heads, reconstructions)
+
     conditional = True
+    logged_terms = (*AdversarialModule.logged_terms, "train/d_cls_real", "train/d_cls_fake",
+                    "train/acc_real", "train/acc_fake", "train/g_adv", "train/g_cls",
+                    "val/acc_real")
 
     def __init__(self, *, class_weight: float = 1.0, **kwargs):
         self.class_weight = class_weight
@@ -52,17 +58,13 @@ class ACGAN(AdversarialModule):
         logs = {"d_adv": adv, "d_real": out_real[:, 0].mean(), "d_fake": out_fake[:, 0].mean(),
                 "d_cls_real": cls_real.loss, "d_cls_fake": cls_fake.loss,
                 "acc_real": cls_real.accuracy, "acc_fake": cls_fake.accuracy}
-        loss = adv + self.class_weight * (cls_real.loss + cls_fake.loss)
-        loss = loss + self.penalty_loss(real, fake, logs)
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+        return LossOutput(adv + self.class_weight * (cls_real.loss + cls_fake.loss), logs)
 
     def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
         out = self.discriminator(fake.x)
         adv = self.adv_loss.g_loss(out[:, 0])
         cls = class_terms(out[:, 1:], fake.y)
-        loss = adv + self.class_weight * cls.loss
-        return LossOutput(loss, {"g_adv": adv, "g_cls": cls.loss, "g_loss": loss})
+        return LossOutput(adv + self.class_weight * cls.loss, {"g_adv": adv, "g_cls": cls.loss})
 
     def validation_step(self, batch, batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)

@@ -8,9 +8,7 @@ interpolation.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -36,13 +34,6 @@ INTERP_STEPS = 10
 def at_least_fp32(t: Tensor) -> Tensor:
     """fp16/bf16 (autocast) -> fp32 for densities and losses; fp32/fp64 unchanged."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
-
-
-class AEOutput(NamedTuple):
-    """A deterministic autoencoder pass: recon (B, *data_shape) = decoder(z), z (B, latent)."""
-
-    recon: Tensor
-    z: Tensor
 
 
 def net_default(spec: dict, registry, arg: str):
@@ -75,6 +66,10 @@ class AutoEncoderModule(GenerativeModule):
     ddp_find_unused_parameters = False
     #: True: the encoder outputs (mu, logvar) of q(z|x); False: z = E(x) directly
     stochastic_encoder: bool = False
+    grid_names = ("samples", "reconstructions", "interpolation")
+    tiny_config = {"data": {"name": "digits"},
+                   "model": {"latent_dim": 4, "encoder": {"name": "mlp", "hidden": [32]},
+                             "generator": {"name": "mlp", "hidden": [32]}}}
 
     def __init__(self, *, generator: dict | None = None, encoder: dict | None = None,
                  max_epochs: int | None = None, **kwargs):
@@ -120,16 +115,6 @@ class AutoEncoderModule(GenerativeModule):
     def decode(self, z: Tensor, labels: Tensor | None = None, net: nn.Module | None = None) -> Tensor:
         return self.to_data_space(self.decoder_output(z, labels, net or self.sampling_generator()))
 
-    @contextlib.contextmanager
-    def eval_mode(self):
-        """Eval mode (batch norm statistics, no dropout) for the duration, then restored."""
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)
-
     # --- optimizers -------------------------------------------------------------------------
     def make_optimizer(self, params, cfg: dict | None, key: str):
         cfg = cfg or default_optim()
@@ -143,10 +128,6 @@ class AutoEncoderModule(GenerativeModule):
 
     def autoencoder_parameters(self) -> list[nn.Parameter]:
         return [*self.encoder.parameters(), *self.generator.parameters()]
-
-    def log_step(self, logs: dict[str, Tensor], prog_bar=()) -> None:
-        self.log_terms(logs, prog_bar=prog_bar)
-        self.log_step_counter("g_step", self.g_steps)
 
     def batch(self, batch) -> tuple[Tensor, Tensor | None]:
         real = Batch(*batch)

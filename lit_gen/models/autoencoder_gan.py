@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from lit_gen.models.adversarial import AdversarialModule
-from lit_gen.models.base import Batch
+from lit_gen.models.base import Batch, tiny_config_over
 from lit_gen.nets import AEOutput, build_net
 
 Tensor = torch.Tensor
@@ -19,7 +19,14 @@ class AutoencoderGAN(AdversarialModule):
     subclass it and define `energy` and the losses; `model.loss` is not used.
     """
 
+    stackable = False  # labels / heads / shared state: no `seeds` ensembles
+    packable = False  # its D reads single samples (labels, heads, reconstructions)
+
     net_roles = {"discriminator": "autoencoder"}
+    logged_terms = ("train/energy_real", "train/energy_fake", "train/d_loss", "train/g_loss",
+                    "val/energy_real", "val/energy_fake")
+    tiny_config = tiny_config_over(AdversarialModule.tiny_config,
+                                   discriminator={"name": "mlp", "code_dim": 8, "hidden": [32]})
 
     def build_discriminator(self, spec: dict) -> nn.Module:
         return build_net(spec, "autoencoder", "model.discriminator", in_shape=self.data_shape)

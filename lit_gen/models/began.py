@@ -31,6 +31,8 @@ class BEGAN(AutoencoderGAN):
         **kwargs: see AdversarialModule; model.discriminator is an autoencoder net.
     """
 
+    logged_terms = (*AutoencoderGAN.logged_terms, "train/m_global", "train/k", "val/m_global")
+
     def __init__(self, *, gamma: float = 0.5, lambda_k: float = 0.001, k_init: float = 0.0,
                  **kwargs):
         if not 0.0 <= k_init <= 1.0 or gamma <= 0:
@@ -46,9 +48,7 @@ class BEGAN(AutoencoderGAN):
     def discriminator_loss(self, real: Batch, fake: Fake) -> LossOutput:
         l_real, l_fake = self.discriminate(real.x).mean(), self.discriminate(fake.x).mean()
         logs = {**self.energy_logs(l_real.detach(), l_fake.detach()), "k": self.k.clone()}
-        loss = l_real - self.k * l_fake + self.penalty_loss(real, fake, logs)
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+        return LossOutput(l_real - self.k * l_fake, logs)
 
     @torch.no_grad()
     def after_discriminator_step(self, d_out: LossOutput) -> None:
@@ -64,5 +64,4 @@ class BEGAN(AutoencoderGAN):
                 "m_global": began_convergence(e_real, e_fake, self.gamma)}
 
     def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
-        loss = self.discriminate(fake.x).mean()
-        return LossOutput(loss, {"g_loss": loss})
+        return LossOutput(self.discriminate(fake.x).mean(), {})

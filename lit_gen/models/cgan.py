@@ -26,6 +26,9 @@ class CGAN(AdversarialModule):
         **kwargs: see AdversarialModule.
     """
 
+    stackable = False  # labels / heads / shared state: no `seeds` ensembles
+    packable = False  # its D reads single samples (labels, heads, reconstructions)
+
     conditional = True
 
     def __init__(self, *, projection: bool = False, **kwargs):

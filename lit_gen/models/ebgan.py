@@ -8,7 +8,7 @@ from lit_gen.losses.energy import ebgan_d_loss, pullaway_term
 from lit_gen.models import MODELS
 from lit_gen.models.adversarial import Fake
 from lit_gen.models.autoencoder_gan import AutoencoderGAN
-from lit_gen.models.base import Batch, LossOutput
+from lit_gen.models.base import Batch, LossOutput, tiny_config_over
 from lit_gen.nets import AEOutput
 
 Tensor = torch.Tensor
@@ -26,6 +26,9 @@ class EBGAN(AutoencoderGAN):
         **kwargs: see AdversarialModule; model.discriminator is an autoencoder net.
     """
 
+    logged_terms = (*AutoencoderGAN.logged_terms, "train/g_energy", "train/pullaway")
+    tiny_config = tiny_config_over(AutoencoderGAN.tiny_config, params={"pt_weight": 0.1})
+
     def __init__(self, *, margin: float = 1.0, pt_weight: float = 0.0, **kwargs):
         self.margin, self.pt_weight = margin, pt_weight
         super().__init__(**kwargs)
@@ -35,10 +38,8 @@ class EBGAN(AutoencoderGAN):
 
     def discriminator_loss(self, real: Batch, fake: Fake) -> LossOutput:
         e_real, e_fake = self.discriminate(real.x), self.discriminate(fake.x)
-        logs = {"energy_real": e_real.mean(), "energy_fake": e_fake.mean()}
-        loss = ebgan_d_loss(e_real, e_fake, self.margin) + self.penalty_loss(real, fake, logs)
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+        return LossOutput(ebgan_d_loss(e_real, e_fake, self.margin),
+                          {"energy_real": e_real.mean(), "energy_fake": e_fake.mean()})
 
     def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
         out = self.discriminator(fake.x)
@@ -48,5 +49,4 @@ class EBGAN(AutoencoderGAN):
         if self.pt_weight:
             logs["pullaway"] = pullaway_term(out.code)
             loss = loss + self.pt_weight * logs["pullaway"]
-        logs["g_loss"] = loss
         return LossOutput(loss, logs)

@@ -11,7 +11,7 @@ from lit_gen.errors import ConfigError
 from lit_gen.losses.auxiliary import InfoTerms, info_terms
 from lit_gen.models import MODELS
 from lit_gen.models.adversarial import AdversarialModule, Fake
-from lit_gen.models.base import Batch, Grid, LossOutput
+from lit_gen.models.base import Batch, Grid, LossOutput, tiny_config_over
 from lit_gen.nets import build_net, validate_net_spec
 
 Tensor = torch.Tensor
@@ -38,6 +38,15 @@ class InfoGAN(AdversarialModule):
         n_traversal: columns of the traversal grids.
         **kwargs: see AdversarialModule; latent_dim is the size of the noise z only.
     """
+
+    stackable = False  # labels / heads / shared state: no `seeds` ensembles
+    packable = False  # its D reads single samples (labels, heads, reconstructions)
+
+    logged_terms = (*AdversarialModule.logged_terms, "train/info_cat", "train/info_cont",
+                    "train/q_cat_acc", "train/g_adv", "train/g_info_cat", "train/g_info_cont")
+    grid_names = ("samples", "traversal", "traversal_c1")
+    tiny_config = tiny_config_over(AdversarialModule.tiny_config,
+                                   params={"q_head": {"name": "mlp", "hidden": [16]}})
 
     def __init__(self, *, n_cat: int = 1, cat_dim: int = 10, n_cont: int = 2,
                  info_weight: float = 1.0, cont_weight: float = 1.0,
@@ -111,17 +120,14 @@ class InfoGAN(AdversarialModule):
         logs = {"d_adv": adv, "d_real": d_real.mean(), "d_fake": d_fake.mean(),
                 "info_cat": info.categorical, "info_cont": info.continuous,
                 "q_cat_acc": info.accuracy}
-        loss = adv + self._info_loss(info) + self.penalty_loss(real, fake, logs)
-        logs["d_loss"] = loss
-        return LossOutput(loss, logs)
+        return LossOutput(adv + self._info_loss(info), logs)
 
     def generator_loss(self, fake: Fake, real: Batch) -> LossOutput:
         h = self.discriminator.features(fake.x)
         adv = self.adv_loss.g_loss(self.discriminator.head(h).flatten())
         info = self.info(h, fake.z)
-        loss = adv + self._info_loss(info)
-        return LossOutput(loss, {"g_adv": adv, "g_info_cat": info.categorical,
-                                 "g_info_cont": info.continuous, "g_loss": loss})
+        return LossOutput(adv + self._info_loss(info), {
+            "g_adv": adv, "g_info_cat": info.categorical, "g_info_cont": info.continuous})
 
     # --- grids ------------------------------------------------------------------------------
     def traversal_latents(self, cont_index: int = 0) -> tuple[Tensor, int]:
@@ -150,14 +156,10 @@ class InfoGAN(AdversarialModule):
 
     @torch.no_grad()
     def sample_grids(self) -> dict[str, Grid]:
-        was_training = self.training
-        self.eval()
-        try:
+        with self.eval_mode():
             z = torch.cat([self.fixed_noise, self.fixed_codes], 1)
             grids = {"samples": Grid(self.decode(z), 8)}
             for j in range(max(self.n_cont, 1)):
                 zt, nrow = self.traversal_latents(j)
                 grids["traversal" if j == 0 else f"traversal_c{j}"] = Grid(self.decode(zt), nrow)
             return grids
-        finally:
-            self.train(was_training)

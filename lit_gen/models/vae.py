@@ -19,6 +19,7 @@ from lit_gen.losses.vae import (
 )
 from lit_gen.models import MODELS
 from lit_gen.models.autoencoder import AutoEncoderModule, at_least_fp32
+from lit_gen.models.base import tiny_config_over
 
 Tensor = torch.Tensor
 
@@ -72,18 +73,27 @@ class VAE(AutoEncoderModule):
         capacity_max: C_max in nats (None: no capacity objective).
         capacity_steps: optimizer steps over which C grows linearly to capacity_max.
         g_optim: the one optimizer, over encoder, decoder (and learned std).
+        binarize: whether the training data is binarised (`data.binarize`); the bernoulli
+            likelihood needs it (None: not known, e.g. a model built by hand, not checked).
     """
 
     stochastic_encoder = True
+    logged_terms = ("train/elbo", "train/recon", "train/kl", "train/kl_weight", "train/loss",
+                    "val/elbo", "val/recon", "val/kl")
+    # the bernoulli likelihood: binarised data, decoder logits
+    tiny_config = tiny_config_over(
+        AutoEncoderModule.tiny_config, data={"binarize": True},
+        generator={"name": "mlp", "hidden": [32], "out_activation": "none"})
 
     def __init__(self, *, likelihood: str = "bernoulli", decoder_std: float = 0.1,
                  learn_std: bool = False, beta: float = 1.0, kl_warmup_steps: int = 0,
                  kl_warmup_epochs: float = 0.0, capacity_max: float | None = None,
-                 capacity_steps: int = 0, g_optim: dict | None = None, **kwargs):
+                 capacity_steps: int = 0, g_optim: dict | None = None,
+                 binarize: bool | None = None, **kwargs):
         super().__init__(**kwargs)
         self.likelihood = LIKELIHOODS.get(likelihood, "model.params.likelihood")
         check_vae_params(self, likelihood, decoder_std, learn_std, beta, kl_warmup_steps,
-                         kl_warmup_epochs, capacity_max, capacity_steps)
+                         kl_warmup_epochs, capacity_max, capacity_steps, binarize)
         log_std = torch.tensor(math.log(decoder_std))
         if learn_std:
             self.log_std = nn.Parameter(log_std)
@@ -198,9 +208,8 @@ class VAE(AutoEncoderModule):
         if self.hparams.learn_std:
             logs["decoder_std"] = self.log_std.detach().exp()
         logs["loss"] = loss
-        self.step_optimizer(self.optimizers(), loss)
-        self.g_steps += 1
-        self.update_ema()
+        self.step_optimizer(self.optimizers(), loss, "loss", logs)
+        self.after_generator_step()
         self.log_step(logs, prog_bar=("elbo", "kl"))
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -212,15 +221,15 @@ class VAE(AutoEncoderModule):
 
 def check_vae_params(model: VAE, likelihood: str, decoder_std: float, learn_std: bool,
                      beta: float, kl_warmup_steps: int, kl_warmup_epochs: float,
-                     capacity_max: float | None, capacity_steps: int) -> None:
+                     capacity_max: float | None, capacity_steps: int,
+                     binarize: bool | None) -> None:
     """Clear errors for option combinations that cannot work."""
     p = "model.params"
     if model.likelihood.needs_logits and model.generator_out_activation() not in ("none", None):
         raise ConfigError(f"{p}.likelihood={likelihood} needs decoder logits: set "
                           f"model.generator.out_activation=none (got "
                           f"'{model.generator_out_activation()}')")
-    data_cfg = (model.hparams.run_config or {}).get("data", {})
-    if model.likelihood.needs_logits and data_cfg and not data_cfg.get("binarize", False):
+    if model.likelihood.needs_logits and binarize is False:
         raise ConfigError(f"{p}.likelihood={likelihood} needs binarised data: set "
                           "data.binarize=true, or use model.params.likelihood=gaussian")
     if decoder_std <= 0:

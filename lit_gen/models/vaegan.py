@@ -10,7 +10,7 @@ from lit_gen.losses import LOSSES
 from lit_gen.losses.vae import gaussian_kl, reparameterize
 from lit_gen.models import MODELS
 from lit_gen.models.autoencoder import AutoEncoderModule
-from lit_gen.models.base import LossOutput
+from lit_gen.models.base import LossOutput, Phase, tiny_config_over
 from lit_gen.models.vae import VAEOutput
 from lit_gen.nets import build_net
 
@@ -30,13 +30,15 @@ class VAEGAN(AutoEncoderModule):
       - encoder (model.e_optim): beta * KL(q(z|x) || N(0, I)) + L_feat
       - decoder (model.g_optim): gamma * L_feat + g_loss(D([G(z), G(z_p)]))
 
-    One step of each per batch, in that order (D first, as in the GAN loop).
+    One step of each per batch, in that order (D first, as in the GAN loop); with n_critic > 1
+    the encoder and decoder steps run on every n_critic-th batch only.
 
     Args:
         discriminator: D net spec (must provide `features`).
         loss: adversarial loss name (lit_gen.losses.LOSSES).
         beta: weight of the KL term in the encoder loss.
         gamma: weight of L_feat in the decoder loss (Larsen's gamma).
+        n_critic: D steps per encoder/decoder step.
         g_optim / d_optim / e_optim: optimizers of decoder, D and encoder; e_optim takes
             g_optim's values when null.
     """
@@ -44,11 +46,18 @@ class VAEGAN(AutoEncoderModule):
     uses_nets = ("generator", "encoder", "discriminator")
     ddp_find_unused_parameters = True
     stochastic_encoder = True
+    logged_terms = ("train/d_loss", "train/d_real", "train/d_fake", "train/kl", "train/feat_recon",
+                    "train/e_loss", "train/g_adv", "train/g_loss",
+                    "val/kl", "val/feat_recon", "val/pixel_l2sq")
+    tiny_config = tiny_config_over(AutoEncoderModule.tiny_config,
+                                   discriminator={"name": "mlp", "hidden": [32]})
 
     def __init__(self, *, discriminator: dict | None = None, loss: str = "nonsaturating",
-                 beta: float = 1.0, gamma: float = 1e-2, g_optim: dict | None = None,
-                 d_optim: dict | None = None, e_optim: dict | None = None, **kwargs):
+                 beta: float = 1.0, gamma: float = 1e-2, n_critic: int = 1,
+                 g_optim: dict | None = None, d_optim: dict | None = None,
+                 e_optim: dict | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.n_critic = n_critic
         if beta < 0 or gamma < 0:
             raise ConfigError(f"model.params.beta and gamma must be >= 0, got {beta}, {gamma}")
         self.adv_loss = LOSSES.get(loss, "model.loss")
@@ -87,31 +96,30 @@ class VAEGAN(AutoEncoderModule):
         x, y = self.batch(batch)
         opt_e, opt_g, opt_d = self.optimizers()
         z_p = self.sample_latent(len(x))
-        with torch.no_grad():
-            out = self(x, y)
-            fakes = torch.cat([out.recon, self.decoder_output(z_p, y)])
-        with self.toggled_optimizer(opt_d):
-            d_out = self.discriminator_loss(x, fakes)
-            self.step_optimizer(opt_d, d_out.loss)
-        self.d_steps += 1
+        codes: list[Tensor] = []  # the encoder phase's z, decoded again in the decoder phase
 
-        with self.toggled_optimizer(opt_e):
+        def d_loss() -> LossOutput:
+            with torch.no_grad():
+                fakes = torch.cat([self(x, y).recon, self.decoder_output(z_p, y)])
+            return self.discriminator_loss(x, fakes)
+
+        def e_loss() -> LossOutput:
             out = self(x, y)
+            codes.append(out.z.detach())
             kl = gaussian_kl(out.mu, out.logvar).mean()
             feat = self.feature_distance(x, out.recon).mean()
-            e_loss = self.hparams.beta * kl + feat
-            self.step_optimizer(opt_e, e_loss)
+            loss = self.hparams.beta * kl + feat
+            return LossOutput(loss, {"kl": kl, "feat_recon": feat, "e_loss": loss})
 
-        with self.toggled_optimizer(opt_g):
-            recon = self.decoder_output(out.z.detach(), y)
+        def g_loss() -> LossOutput:
+            recon = self.decoder_output(codes[-1], y)
             feat_g = self.feature_distance(x, recon).mean()
             g_adv = self.adv_loss.g_loss(self.scores(torch.cat([recon, self.decoder_output(z_p, y)])))
-            g_loss = self.hparams.gamma * feat_g + g_adv
-            self.step_optimizer(opt_g, g_loss)
-        self.g_steps += 1
-        self.update_ema()
-        self.log_step({**d_out.logs, "kl": kl, "feat_recon": feat, "e_loss": e_loss,
-                       "g_adv": g_adv, "g_loss": g_loss}, prog_bar=("d_loss", "g_loss", "kl"))
+            loss = self.hparams.gamma * feat_g + g_adv
+            return LossOutput(loss, {"g_adv": g_adv, "g_loss": loss})
+
+        self.alternate([Phase("d", opt_d, d_loss, "d_loss"), Phase("g", opt_e, e_loss, "e_loss"),
+                        Phase("g", opt_g, g_loss, "g_loss")], prog_bar=("d_loss", "g_loss", "kl"))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)

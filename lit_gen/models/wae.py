@@ -11,9 +11,9 @@ from lit_gen.errors import ConfigError
 from lit_gen.losses import LOSSES
 from lit_gen.losses.vae import RECON_COSTS, WAE_MMD_SCALES, imq_mmd
 from lit_gen.models import MODELS
-from lit_gen.models.autoencoder import AEOutput, AutoEncoderModule
-from lit_gen.models.base import LossOutput
-from lit_gen.nets import build_net
+from lit_gen.models.autoencoder import AutoEncoderModule
+from lit_gen.models.base import LossOutput, Phase, tiny_config_over
+from lit_gen.nets import AEOutput, build_net
 
 Tensor = torch.Tensor
 
@@ -35,6 +35,8 @@ class WAE(AutoEncoderModule):
         g_optim: the optimizer of encoder and decoder.
     """
 
+    logged_terms = ("train/recon", "train/mmd", "train/loss", "val/recon", "val/mmd")
+
     def __init__(self, *, lam: float = 10.0, recon_cost: str = "l2sq",
                  mmd_scales: Sequence[float] = WAE_MMD_SCALES, g_optim: dict | None = None,
                  **kwargs):
@@ -46,6 +48,7 @@ class WAE(AutoEncoderModule):
         self.recon_cost = RECON_COSTS.get(recon_cost, "model.params.recon_cost")
 
     def forward(self, x: Tensor, y: Tensor | None = None, net: nn.Module | None = None) -> AEOutput:
+        """recon (B, *data_shape) = G(z), code z = E(x) (B, latent_dim)."""
         z = self.encode(x, y)
         return AEOutput(self.decoder_output(z, y, net), z)
 
@@ -63,7 +66,7 @@ class WAE(AutoEncoderModule):
     def autoencoder_loss(self, x: Tensor, y: Tensor | None) -> LossOutput:
         out = self(x, y)
         recon = self.recon_cost(x.float(), out.recon.float()).mean()
-        pen = self.latent_penalty(out.z)
+        pen = self.latent_penalty(out.code)
         loss = recon + self.hparams.lam * pen.loss
         return LossOutput(loss, {"recon": recon, **pen.logs, "loss": loss})
 
@@ -74,9 +77,8 @@ class WAE(AutoEncoderModule):
     def training_step(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         out = self.autoencoder_loss(x, y)
-        self.step_optimizer(self.optimizers(), out.loss)
-        self.g_steps += 1
-        self.update_ema()
+        self.step_optimizer(self.optimizers(), out.loss, "loss", out.logs)
+        self.after_generator_step()
         self.log_step(out.logs, prog_bar=("recon",))
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -84,7 +86,7 @@ class WAE(AutoEncoderModule):
         out = self(x, y, self.sampling_generator())
         logs = {"recon": self.recon_cost(x.float(), out.recon.float()).mean()}
         if len(x) >= 2:
-            logs["mmd"] = self.mmd(out.z)
+            logs["mmd"] = self.mmd(out.code)
         self.log_terms(logs, prefix="val")
 
 
@@ -93,20 +95,27 @@ class WAEGAN(WAE):
     """WAE-GAN (Tolstikhin et al. 2018): WAE whose latent regulariser is a GAN in latent space.
     A latent discriminator D(z) (an MLP over (latent_dim,)) tells prior draws from codes; each
     batch makes one D step on lambda * d_loss(D(z_prior), D(E(x))) and one encoder/decoder
-    step on c(x, G(E(x))) + lambda * g_loss(D(E(x))).
+    step on c(x, G(E(x))) + lambda * g_loss(D(E(x))) (the encoder/decoder step on every
+    `n_critic`-th batch only).
 
     Args (besides WAE's):
         discriminator: latent D net spec (in_shape is (latent_dim,)).
         loss: adversarial loss name (lit_gen.losses.LOSSES).
+        n_critic: D steps per encoder/decoder step.
         d_optim: D's optimizer.
     """
 
     uses_nets = ("generator", "encoder", "discriminator")
     ddp_find_unused_parameters = True
+    logged_terms = ("train/d_loss", "train/d_real", "train/d_fake", "train/recon", "train/g_adv",
+                    "train/loss", "val/recon", "val/mmd")
+    tiny_config = tiny_config_over(AutoEncoderModule.tiny_config,
+                                   discriminator={"name": "mlp", "hidden": [32]})
 
     def __init__(self, *, discriminator: dict | None = None, loss: str = "nonsaturating",
-                 d_optim: dict | None = None, lam: float = 1.0, **kwargs):
+                 n_critic: int = 1, d_optim: dict | None = None, lam: float = 1.0, **kwargs):
         super().__init__(lam=lam, **kwargs)
+        self.n_critic = n_critic
         self.adv_loss = LOSSES.get(loss, "model.loss")
         self.discriminator = build_net(discriminator or {"name": "mlp"}, "discriminator",
                                        "model.discriminator", in_shape=(self.latent_dim,))
@@ -131,16 +140,17 @@ class WAEGAN(WAE):
             (self.autoencoder_parameters(), self.hparams.g_optim, "model.g_optim"),
             (self.discriminator.parameters(), self.hparams.d_optim, "model.d_optim"))
 
+    def latent_d_phase(self, opt_d, x: Tensor, y: Tensor | None) -> Phase:
+        """D's step on lambda * its loss (the logged d_loss is before lambda)."""
+        def loss() -> LossOutput:
+            d_out = self.discriminator_loss(x, y)
+            return LossOutput(self.hparams.lam * d_out.loss, d_out.logs)
+
+        return Phase("d", opt_d, loss, "d_loss")
+
     def training_step(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         opt_ae, opt_d = self.optimizers()
-        with self.toggled_optimizer(opt_d):
-            d_out = self.discriminator_loss(x, y)
-            self.step_optimizer(opt_d, self.hparams.lam * d_out.loss)
-        self.d_steps += 1
-        with self.toggled_optimizer(opt_ae):
-            ae_out = self.autoencoder_loss(x, y)
-            self.step_optimizer(opt_ae, ae_out.loss)
-        self.g_steps += 1
-        self.update_ema()
-        self.log_step({**d_out.logs, **ae_out.logs}, prog_bar=("recon", "d_loss"))
+        self.alternate([self.latent_d_phase(opt_d, x, y),
+                        Phase("g", opt_ae, lambda: self.autoencoder_loss(x, y), "loss")],
+                       prog_bar=("recon", "d_loss"))

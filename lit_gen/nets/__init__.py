@@ -15,6 +15,7 @@ from torch import nn
 from lit_gen.errors import ConfigError
 from lit_gen.nets.autoencoder import AEOutput, DCGANAutoencoder, MLPAutoencoder
 from lit_gen.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from lit_gen.nets.layers import eval_mode
 from lit_gen.nets.maxout import MaxoutDiscriminator
 from lit_gen.nets.mlp import MLPDiscriminator, MLPGenerator
 from lit_gen.registry import Registry, check_kwargs
@@ -61,4 +62,4 @@ def build_net(spec, role: str, key: str | None = None, **fixed) -> nn.Module:
 
 
 __all__ = ["AUTOENCODERS", "DISCRIMINATORS", "GENERATORS", "AEOutput", "build_net",
-           "validate_net_spec"]
+           "eval_mode", "validate_net_spec"]

@@ -1,7 +1,9 @@
-"""Small building blocks shared by the nets: activations and normalisation by name."""
+"""Small building blocks shared by the nets: activations and normalisation by name, and
+`eval_mode` for running any module in eval mode."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -94,3 +96,15 @@ def append_condition(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor
         return torch.cat([x, cond.to(x.dtype)], 1)
     maps = cond.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
     return torch.cat([x, maps], 1)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Eval mode (batch norm statistics, no dropout) for the duration, then the module's
+    previous mode restored."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

@@ -19,8 +19,9 @@ from lit_gen.callbacks import (
 )
 from lit_gen.config import to_container
 from lit_gen.run.checkpoint import build_checkpoints
-from lit_gen.run.dir import SAMPLES_DIR
+from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT, SAMPLES_DIR
 from lit_gen.run.loggers import build_csv_logger, build_wandb_logger
+from lit_gen.run.signals import Preemption
 
 DDP_LAUNCHERS = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
 
@@ -32,6 +33,8 @@ HARMLESS_WARNINGS = (
     # them for channels_last after the transfer, with any datamodule
     ".*overridden `on_after_batch_transfer` in `LightningModule`.*",
     ".*overridden `transfer_batch_to_device` in `LightningModule`.*",
+    # a pre-emption checkpoint restarts mid-epoch: the data module skips the batches done
+    ".*resuming from a checkpoint that ended before the epoch ended.*",
 )
 
 
@@ -60,9 +63,11 @@ def build_callbacks(cfg, run_dir: Path) -> list:
     checkpoint callbacks and the progress bar, which Lightning finds by type."""
     # in this order: FinalMetrics writes metrics.json before SampleMetrics adds its values
     grouped = [EpochSeeding(cfg.seed), SyncBuffers(), SampleGrids(run_dir / SAMPLES_DIR,
-               cfg.run.sample_every_n_epochs), FinalMetrics(run_dir), DDPParameterCheck(run_dir)]
+               cfg.run.sample_every_n_epochs, cfg.run.write_every_s), FinalMetrics(run_dir), DDPParameterCheck(run_dir)]
     if cfg.metrics.names:
         grouped.append(SampleMetrics(cfg, run_dir))
+    # last: on SIGTERM / SIGUSR1 it saves at the end of a step the others have seen
+    grouped.append(Preemption(run_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT))
     callbacks = [CallbackGroup(grouped), *build_checkpoints(cfg, run_dir)]
     if cfg.trainer.enable_progress_bar:
         # the bar shows the step values the model wrote (host values: no device read), and

@@ -31,6 +31,7 @@ from lit_gen.errors import ConfigError, LitGenError, cli_main
 from lit_gen.io import write_json
 from lit_gen.run.cli import parse_args as parse_fit_args
 from lit_gen.run.dir import CHECKPOINTS_DIR, CONFIG_FILE, is_finished, read_metrics
+from lit_gen.run.lock import RunLock, is_locked, read_lock
 from lit_gen.sweep.file import (
     STATE_FILE,
     SweepFile,
@@ -43,7 +44,6 @@ from lit_gen.validation import load
 
 LOG_FILE = "sweep.log"  # a run's stdout and stderr, appended at each launch
 ATTEMPTS_DIR = ".attempts"  # unfinished run dirs without a checkpoint are moved here
-LOCK_FILE = ".lock"  # the pid of the lit_gen.sweep running in this root
 RESERVED_KEYS = ("run.dir", "resume")  # set by the runner for each run
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -217,10 +217,13 @@ class LocalSweep:
 
     # --- one run ----------------------------------------------------------------------
     def status(self, run: PlannedRun) -> str:
-        """finished | resume (has last.ckpt) | restart (left a run dir) | new."""
+        """finished | running (a live fit holds its lock) | resume (has last.ckpt) |
+        restart (left a run dir) | new."""
         d = self.root / run.name
         if is_finished(d):
             return "finished"
+        if is_locked(d):  # e.g. left running by a runner killed with -9
+            return "running"
         if (d / CHECKPOINTS_DIR / "last.ckpt").is_file() and (d / CONFIG_FILE).is_file():
             return "resume"
         if (d / CONFIG_FILE).is_file():
@@ -266,7 +269,10 @@ class LocalSweep:
         log = open(d / LOG_FILE, "a")  # noqa: SIM115 (closed when the process ends)
         log.write(f"$ {shlex.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # its own process group (a Ctrl-C or kill of the runner's group reaches it only
+        # through end_children), and on Linux a SIGTERM when the runner dies, even by kill -9
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=_terminate_with_parent)
         return Launched(proc, log, slot, time.monotonic())
 
     # --- the whole sweep ----------------------------------------------------------------
@@ -275,8 +281,13 @@ class LocalSweep:
         out = Outcome()
         queue = []
         for run in self.runs[: self.cap]:  # a smaller --max-runs than before: the first ones
-            if self.status(run) == "finished":
+            status = self.status(run)
+            if status == "finished":
                 out.skipped.append(run.name)
+            elif status == "running":
+                print(f"    skipping {run.name}: a live lit_gen.fit holds {self.root / run.name} "
+                      f"({_describe_lock(self.root / run.name)})", flush=True)
+                out.failed.append(run.name)
             else:
                 self.validate(run)
                 queue.append(run)
@@ -321,46 +332,71 @@ class LocalSweep:
                         out.failed.append(name)
                         print(f"    FAILED {name} (exit {code}, {secs:.0f} s): see "
                               f"{self.root / name / LOG_FILE}", flush=True)
-        except (KeyboardInterrupt, LitGenError) as err:
-            # Ctrl-C reached the runs too and they stop; after a bad drawn config they finish
-            if running and isinstance(err, LitGenError):
+        except LitGenError as err:
+            # after a bad drawn config the running runs finish
+            if running:
                 print(f"error: {err}\nwaiting for {len(running)} running runs to finish",
                       file=sys.stderr, flush=True)
             for job in running.values():
                 job.proc.wait()
                 job.log.close()
             raise
+        except BaseException:
+            # Ctrl-C, SIGTERM (see main) or a crash of the runner: each run saves a
+            # checkpoint at its current step and stops (SIGTERM, lit_gen.run.signals)
+            end_children([job.proc for job in running.values()])
+            for job in running.values():
+                job.log.close()
+            raise
         return out
+
+
+def _terminate_with_parent() -> None:
+    """In the child, before exec: ask Linux for a SIGTERM when the runner dies."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass  # not Linux: the run lock still keeps a second runner off a live run
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def end_children(procs: list[subprocess.Popen], grace: float = 60.0) -> None:
+    """SIGTERM each run's process group, wait up to `grace` seconds for the checkpoints,
+    then SIGKILL what is left."""
+    import signal
+
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _describe_lock(run_dir: Path) -> str:
+    info = read_lock(run_dir) or {}
+    return f"pid {info.get('pid')} on {info.get('host')}"
 
 
 @contextlib.contextmanager
 def root_lock(root: Path):
-    """One lit_gen.sweep per root at a time (two would launch the same runs twice)."""
-    root.mkdir(parents=True, exist_ok=True)
-    lock = root / LOCK_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-                os.kill(pid, 0)
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # left by a sweep that died
-                continue
-            except PermissionError:
-                pass  # alive, another user's
-            raise ConfigError(f"another lit_gen.sweep (pid {pid}) is running in {root}; wait "
-                              f"for it, or pass another --root") from None
-    else:
-        raise ConfigError(f"cannot lock {root}: remove {lock} if no sweep is running there")
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
+    """One lit_gen.sweep per root at a time (two would launch the same runs twice); the lock
+    is the run lock's (pid, host and process start time: never taken for stale while its
+    runner lives)."""
+    with RunLock(root, holder="lit_gen.sweep"):
         yield
-    finally:
-        lock.unlink(missing_ok=True)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -435,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
             local.validate(run)
         dry_run(local)
         return 0
+    import signal
+
+    def terminate(signum, frame):  # a SIGTERM to the runner ends its runs cleanly too
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         with root_lock(root):
             out = local.execute(slots)
@@ -442,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted; run the same command again to resume the sweep in {root}",
               file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"sweep '{sweep.name}': {len(out.finished)} finished, {len(out.skipped)} already "
           f"finished (skipped), {len(out.failed)} failed -> {root}")
     if out.failed:

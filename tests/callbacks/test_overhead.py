@@ -87,9 +87,10 @@ def test_a_run_has_one_lit_gen_callback_and_resumes(tmp_path):
     cfg = validation.load([str(RING)], tiny_overrides(tmp_path / "r") + ["run.monitor=train/d_loss_epoch"])
     callbacks = build_callbacks(cfg, tmp_path / "r")
     kinds = [type(c).__name__ for c in callbacks]
-    assert kinds == ["CallbackGroup", "RunCheckpoint", "RunCheckpoint"]
+    assert kinds == ["CallbackGroup", "LastCheckpoint", "RunCheckpoint"]
     members = [type(c).__name__ for c in callbacks[0].callbacks]
-    assert members == ["EpochSeeding", "SyncBuffers", "SampleGrids", "FinalMetrics", "DDPParameterCheck"]
+    assert members == ["EpochSeeding", "SyncBuffers", "SampleGrids", "FinalMetrics", "DDPParameterCheck",
+                       "Preemption"]
     # the grouped callbacks still do their work, and a resumed run continues from last.ckpt
     run = fit([RING], tiny_overrides(tmp_path / "r"))
     assert (run / "samples" / "samples_final.png").is_file() and (run / "metrics.json").is_file()

@@ -21,7 +21,9 @@ def test_share_blocks_concatenate_to_range():
 def test_two_process_gloo_metrics_equal_single_process(tmp_path):
     single = gather_and_compute(fixed_samples(), lambda inputs: ddp_compute(inputs, str(tmp_path / "c1")))
     assert set(single) == {"modes_captured", "high_quality_pct", "mode_reverse_kl", "isc_mean",
-                           "isc_std", "fid", "kid_mean", "kid_std", "precision", "recall", "f_score"}
+                           "isc_std", "fid", "kid_mean", "kid_std", "precision", "recall", "f_score",
+                           "density", "coverage", "ct_score", "nn_distance_ratio", "fd_inf",
+                           "fid_n24", "fid_n30", "fid_n40", "fid_n60", "fid_n120"}
     assert single["modes_captured"] == 8 and 0 < single["high_quality_pct"] < 100
     mp.spawn(ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "c2"), str(tmp_path)),
              nprocs=2, join=True)

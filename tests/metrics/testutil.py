@@ -88,7 +88,7 @@ def fixed_samples(n_points: int = 400, n_images: int = 240, seed: int = 0) -> di
 def ddp_compute(inputs: dict[str, torch.Tensor], cache_dir: str) -> dict:
     """The metrics the DDP test compares: toy metrics on the points, fidelity metrics on the
     images (first half against the second half as "real")."""
-    from lit_gen.metrics.fidelity import FidelityOptions, fidelity_metrics
+    from lit_gen.metrics.fidelity import FeatureMetricOptions, FidelityOptions, fidelity_metrics
     from lit_gen.metrics.toy import toy_mode_metrics
 
     angles = torch.arange(8, dtype=torch.float64) * (2 * torch.pi / 8)
@@ -96,10 +96,13 @@ def ddp_compute(inputs: dict[str, torch.Tensor], cache_dir: str) -> dict:
     values = dict(toy_mode_metrics(inputs["points"], modes, std=0.01))
     images = inputs["images"]
     half = len(images) // 2
-    v, _ = fidelity_metrics(images[:half], images[half:], ["isc", "fid", "kid", "prc"],
+    v, _ = fidelity_metrics(images[:half], images[half:],
+                            ["isc", "fid", "kid", "prc", "dc", "memorization", "fd_inf"],
                             fixed_extractor(), FidelityOptions(batch_size=32, cache_dir=cache_dir,
                                                                kid_subset_size=50, isc_splits=2),
-                            cache_name=None)
+                            cache_name=None, heldout=images[half:].flip(-1),
+                            feature_options=FeatureMetricOptions(memorization_cells=3,
+                                                                 memorization_min_cell=5))
     values.update(v)
     return values
 

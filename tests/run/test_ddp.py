@@ -16,7 +16,9 @@ def test_ddp_two_cpu_processes(exp, tmp_path):
     run_dir = tmp_path / "run"
     overrides = [o for o in tiny_overrides(run_dir, epochs=2) if not o.startswith("trainer.devices")]
     proc = run_cli("lit_gen.fit", "--config", str(ROOT / "conf" / "experiment" / f"{exp}.yaml"),
-                   *overrides, "trainer.devices=2", "trainer.strategy=ddp", timeout=300)
+                   *overrides, "trainer.devices=2", "trainer.strategy=ddp",
+                   "run.sample_every_n_epochs=1", "run.write_every_s=0",  # periodic writes
+                   timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["ddp_world_size"] == 2

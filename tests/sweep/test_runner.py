@@ -240,7 +240,7 @@ def fake_fit(monkeypatch):
     launched = []
 
     class FakeProc:
-        def __init__(self, cmd, stdout, stderr, env):
+        def __init__(self, cmd, stdout, stderr, env, **kwargs):
             run_dir = Path(cmd[-1].split("=", 1)[1])
             launched.append((run_dir.name, env.get("CUDA_VISIBLE_DEVICES"),
                              env.get("OMP_NUM_THREADS")))
