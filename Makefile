@@ -1,4 +1,5 @@
 # make quickstart : create .venv, install lit_gen, train the default experiment (offline)
+# make classifiers: train the benchmark tables' domain classifiers (CPU, ~40 min)
 # make test       : create .venv, install lit_gen with test tools, run the test suite
 PY ?= python3
 VENV ?= .venv
@@ -18,6 +19,16 @@ CLASSIFIER := runs/classifiers/digits-16px.pt
 $(CLASSIFIER): $(BIN)/.installed
 	$(BIN)/python -m lit_gen.train_classifier --data digits data.image_size=16 --out $@
 
+# the domain classifiers of the benchmark tables (docs/benchmarks.md); not committed
+runs/classifiers/fashion_mnist-28px.pt: $(BIN)/.installed
+	$(BIN)/python -m lit_gen.train_classifier --data fashion_mnist data.hflip=true \
+	    --base-channels 16 --epochs 8 --out $@
+runs/classifiers/mnist10k-28px.pt: $(BIN)/.installed
+	$(BIN)/python -m lit_gen.train_classifier --data mnist10k data.root=../shared/data/mnist \
+	    --base-channels 16 --epochs 15 --out $@
+
+classifiers: $(CLASSIFIER) runs/classifiers/fashion_mnist-28px.pt runs/classifiers/mnist10k-28px.pt
+
 quickstart: $(BIN)/.installed $(CLASSIFIER)
 	$(BIN)/python -m lit_gen.fit --config conf/experiment/quickstart.yaml
 
@@ -27,4 +38,4 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check lit_gen tests
 
-.PHONY: install quickstart test lint
+.PHONY: install quickstart test lint classifiers

@@ -65,3 +65,9 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="lit_gen.train_classifier"):
         read_classifier(bad)
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_classifier_file_names_its_splits_and_data(digits_classifier):
+    ckpt = read_classifier(digits_classifier)
+    assert ckpt["splits"] == {"train": 1350, "val": 150, "test": 297}
+    assert "1,797 grey 8x8 digits" in ckpt["data_description"]

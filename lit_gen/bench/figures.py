@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_gen.bench.records import FINISHED, RunRecord, load_records
-from lit_gen.bench.table import group_value
+from lit_gen.bench.records import FINISHED, RunRecord, group_value, load_records
 from lit_gen.callbacks.samples import enlarge, enlarge_factor
 from lit_gen.errors import ConfigError, cli_main
 from lit_gen.run.checkpoint import load_model

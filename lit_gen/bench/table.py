@@ -38,9 +38,11 @@ from lit_gen.bench.records import (
     NOT_STARTED,
     REAL,
     RunRecord,
+    group_value,
     is_finite_number,
     is_number,
     load_records,
+    lookup,
     read_reference,
 )
 from lit_gen.errors import ConfigError, cli_main
@@ -60,35 +62,6 @@ PROVENANCE_KEYS = ("protocol",)  # objects in metrics.json printed, not tabulate
 
 
 # --- reading values --------------------------------------------------------------------
-
-def lookup(config: dict[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def variant(config: dict[str, Any]) -> str:
-    """The experiment name without its dataset suffix: dcgan_mnist -> dcgan."""
-    exp = str(config.get("experiment") or "?")
-    data = str(lookup(config, "data.name") or "")
-    return exp[: -len(data) - 1] if data and exp.endswith("_" + data) else exp
-
-
-def group_value(config: dict[str, Any], key: str) -> str:
-    """A row label: `model` / `variant` (the experiment's variant), `dataset` (data.name),
-    or any dotted config key."""
-    if key in ("model", "variant"):
-        return variant(config) if config else "?"
-    if key == "dataset":
-        key = "data.name"
-    value = lookup(config, key)
-    if value is None:
-        return "-"
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
 
 def flat(d: dict[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
     out: dict[str, Any] = {}

@@ -26,6 +26,7 @@ PENDING = {f"conf/experiment/{m}_{d}.yaml"
            for d in ("mnist", "digits")}
 # the files whose `config` lists must together cover every experiment of a dataset, once each
 FAMILIES = {"mnist": ("gan_mnist", "vae_mnist", "ae_mnist"),
+            "fashion_mnist": ("table_fashion_mnist",),
             "ring2d": ("toy",), "grid2d": ("toy",)}
 TOY_RUN = "conf/experiment/gan_ring2d.yaml"
 TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
@@ -99,7 +100,8 @@ def test_sweeps_cover_every_experiment_of_a_dataset_once(dataset):
               if c.endswith(f"_{dataset}.yaml")]
     assert len(listed) == len(set(listed)), "an experiment is listed twice"
     present = {f"conf/experiment/{p.name}"
-               for p in (ROOT / "conf" / "experiment").glob(f"*_{dataset}.yaml")}
+               for p in (ROOT / "conf" / "experiment").glob(f"*_{dataset}.yaml")
+               if dataset == "fashion_mnist" or not p.stem.endswith("_fashion_mnist")}
     assert present <= set(listed), f"not in any sweep: {sorted(present - set(listed))}"
     assert set(listed) - present <= PENDING
 
