@@ -19,9 +19,13 @@ BINARIZATIONS = ("threshold", "dynamic")
 
 def binarization_of(data_cfg) -> str:
     """'none', 'threshold' or 'dynamic': what the likelihood protocol records."""
-    if not data_cfg.get("binarize", False):
+    def get(key, default):  # a config node, or any object with these attributes
+        return data_cfg.get(key, default) if hasattr(data_cfg, "get") else \
+            getattr(data_cfg, key, default)
+
+    if not get("binarize", False):
         return "none"
-    mode = data_cfg.get("binarization", "threshold")
+    mode = get("binarization", "threshold")
     if mode not in BINARIZATIONS:
         raise ConfigError(f"data.binarization: unknown binarization '{mode}'. Valid "
                           f"binarizations: {', '.join(BINARIZATIONS)}")

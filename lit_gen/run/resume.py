@@ -37,6 +37,8 @@ RESUMABLE: dict[str, str] = {
     "run.monitor": "which best checkpoints to keep from now on",
     "run.monitor_mode": "which best checkpoints to keep from now on",
     "run.save_top_k": "how many best checkpoints to keep",
+    "run.write_every_s": "how often last.ckpt and grids are written",
+    "run.threads": "speed (CPU threads)",
     "trainer.max_epochs": "train longer (upward only)",
     "trainer.max_steps": "train longer",
     "trainer.max_time": "train longer",

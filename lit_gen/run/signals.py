@@ -141,18 +141,26 @@ class Preemption(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if self.signum is not None and batch_idx == 0:
             # the signal came at or after the end of the last epoch's last step: the
-            # epoch-end last.ckpt (written after every epoch) is this very state
+            # epoch-end last.ckpt (written then by `on_train_epoch_end`) is this very state
             raise Preempted(self.signum, int(pl_module.g_steps), self.last_path)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # last.ckpt follows a wall-clock cadence: after a signal, this epoch end writes it
+        if self.signum is not None:
+            trainer.save_checkpoint(self.last_path)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.signum is None or batch_idx + 1 >= trainer.num_training_batches:
             return  # the epoch ends here: its checkpoint is written, then the next step stops
-        signum = self.signum
         # the module's own end-of-step hook (step logs, ...) runs after the callbacks'; run
         # it now, since the step ends here
         pl_module.on_train_batch_end(outputs, batch, batch_idx)
+        self._save_and_stop(trainer, pl_module, batches_done=batch_idx + 1)
+
+    def _save_and_stop(self, trainer, pl_module, batches_done: int) -> None:
+        signum = self.signum
         self._mid_epoch_state = {
-            "epoch": trainer.current_epoch, "batches_done": batch_idx + 1,
+            "epoch": trainer.current_epoch, "batches_done": batches_done,
             "rng": rng_states(), "epoch_sums": self._epoch_sums(pl_module)}
         try:
             trainer.save_checkpoint(self.last_path)
