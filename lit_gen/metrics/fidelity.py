@@ -146,40 +146,40 @@ def safe_state_dict(path: str) -> dict:
                         "download the file again") from None
 
 
+def init_from_file(extractor, name, features_list, model, weights_path, dtype) -> None:
+    """The shared set-up of an extractor whose backbone `model` is read from a local file
+    (safely) instead of torch-fidelity's own loader: frozen, in eval mode, in `dtype`."""
+    FeatureExtractorBase.__init__(extractor, name, features_list)
+    if weights_path is None:
+        raise ValueError(f"{name} needs feature_extractor_weights_path")
+    extractor.feature_extractor_internal_dtype = text_to_dtype(dtype, "float32")
+    extractor.model = model
+    model.load_state_dict(safe_state_dict(weights_path))
+    extractor.to(extractor.feature_extractor_internal_dtype)
+    extractor.requires_grad_(False)
+    extractor.eval()
+
+
 class DinoV2FromFile(FeatureExtractorDinoV2):
     """torch-fidelity's DINOv2 extractor (its resize, normalisation and features) with the
     backbone built by `lit_gen.metrics.vit` from a local `*_pretrain.pth` file."""
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None,
                  feature_extractor_internal_dtype=None, **kwargs):
-        FeatureExtractorBase.__init__(self, name, features_list)
-        if feature_extractor_weights_path is None:
-            raise ValueError(f"{name} needs feature_extractor_weights_path")
-        self.feature_extractor_internal_dtype = text_to_dtype(feature_extractor_internal_dtype, "float32")
-        self.model = DinoV2ViT(name.removeprefix("lit-gen-"))
-        self.model.load_state_dict(safe_state_dict(feature_extractor_weights_path))
-        self.to(self.feature_extractor_internal_dtype)
-        self.requires_grad_(False)
-        self.eval()
+        init_from_file(self, name, features_list, DinoV2ViT(name.removeprefix("lit-gen-")),
+                       feature_extractor_weights_path, feature_extractor_internal_dtype)
 
 
 class VGG16FromFile(FeatureExtractorVGG16):
     """torch-fidelity's VGG16 extractor (fc2 / fc2_relu), its state dict read safely
-    (torch-fidelity itself reads a local file with weights_only=False)."""
+    (torch-fidelity's own loader would unpickle the file, which can run its code)."""
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None,
                  feature_extractor_internal_dtype=None, **kwargs):
-        FeatureExtractorBase.__init__(self, name, features_list)
-        if feature_extractor_weights_path is None:
-            raise ValueError(f"{name} needs feature_extractor_weights_path")
-        self.feature_extractor_internal_dtype = text_to_dtype(feature_extractor_internal_dtype, "float32")
-        self.model = torchvision.models.vgg16()
-        self.model.load_state_dict(safe_state_dict(feature_extractor_weights_path))
+        init_from_file(self, name, features_list, torchvision.models.vgg16(),
+                       feature_extractor_weights_path, feature_extractor_internal_dtype)
         for tail in (6, 5, 4):  # as torch-fidelity: stop at fc2
             del self.model.classifier[tail]
-        self.to(self.feature_extractor_internal_dtype)
-        self.requires_grad_(False)
-        self.eval()
 
 
 for _size in "sblg":
