@@ -61,6 +61,7 @@ def test_defaults_list_and_renamed_net_replaced(tmp_path):
     (["model.penalties=[{name: gp, wieght: 1}]"], ["wieght", "weight"]),
     (["model.params.gamma=0.5"], ["model.params.gamma"]),
     (["data.val_fraction=1.5"], ["data.val_fraction"]),
+    (["run.on_nonfinite=ignore"], ["run.on_nonfinite", "ignore", "stop, skip_step"]),
     (["metrics.names=[fid,nope]"], ["nope", "fid"]),
     (["oops"], ["key=value"]),
 ])

@@ -10,8 +10,11 @@ is counted and named, never dropped.
 Reference rows (`--reference FILE`, written by `python -m lit_gen.bench reference`): the
 real-vs-real floor and uniform noise under the runs' protocol, printed under the model rows,
 with each row's ratio to both in `--ratio-metric`. Published numbers (`--published FILE`, a
-small yaml under benchmarks/) go in a column of their own, with the Spearman rank correlation
-between the two orderings.
+small yaml under benchmarks/published/) are either one number per model, in a column of their
+own with the Spearman rank correlation between the two orderings, or whole rows of a paper's
+table (several metrics, mean ± its spread), printed under ours, marked as published, with
+their source and the differences of protocol. `--spread se` shows the standard error of the
+mean (sample std / sqrt(n)) instead of the sample std.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ from lit_gen.bench.records import (
 from lit_gen.errors import ConfigError, cli_main
 
 DDOF = 1  # sample standard deviation over seeds
+#: what follows "±" in a cell: the sample std, or the standard error of the mean (std / sqrt n)
+SPREADS = {"std": "sample std (numpy ddof=1)",
+           "se": "standard error of the mean (sample std, ddof=1, / sqrt(n))"}
 DEFAULT_GROUP_BY = "model,dataset"
 DEFAULT_OVER = "seed"
 # metrics.json entries that describe training rather than sample quality
@@ -120,24 +126,37 @@ class Cell:
     def std(self) -> float | None:
         return float(np.std(self.values, ddof=DDOF)) if len(self.values) > DDOF else None
 
-    def text(self) -> str:
+    def spread(self, kind: str = "std") -> float | None:
+        """The number after "±": the sample std, or (kind "se") the standard error."""
+        std = self.std
+        if std is None or kind == "std":
+            return std
+        return std / math.sqrt(len(self.values))
+
+    def text(self, spread: str = "std") -> str:
         if not self.values:
             if self.nonfinite:
                 return "nan"
             return "missing" if self.missing else "failed"
-        mean, std = self.mean, self.std
-        decimals = _decimals(mean)
-        out = f"{mean:.{decimals}f}" + (f" ± {std:.{decimals}f}" if std is not None else "")
+        mean, std = self.mean, self.spread(spread)
+        out = mean_spread_text(mean, std)
         notes = [f"{n} {what}" for n, what in ((self.missing, "missing"),
                                                (self.nonfinite, "nan")) if n]
         if notes:
             out += f" (n={len(self.values)}; {', '.join(notes)})"
         return out
 
-    def csv_fields(self) -> list[str]:
+    def csv_fields(self, spread: str = "std") -> list[str]:
         if not self.values:
             return [self.text(), "", "0"]
-        return [repr(self.mean), "" if self.std is None else repr(self.std), str(len(self.values))]
+        value = self.spread(spread)
+        return [repr(self.mean), "" if value is None else repr(value), str(len(self.values))]
+
+
+def mean_spread_text(mean: float, spread: float | None) -> str:
+    """"12.34 ± 0.56": about 4 significant digits of the mean, the spread to the same place."""
+    decimals = _decimals(mean)
+    return f"{mean:.{decimals}f}" + (f" ± {spread:.{decimals}f}" if spread is not None else "")
 
 
 def _decimals(x: float) -> int:
@@ -190,8 +209,22 @@ def spearman(x: list[float], y: list[float]) -> float:
 
 
 @dataclass
+class PublishedRow:
+    """A row of a paper's table: metric -> (mean, spread or None), printed under ours."""
+
+    key: str
+    label: str
+    source: str
+    dataset: str
+    metrics: dict[str, tuple[float, float | None]]
+    protocol: str  # how the paper's protocol differs from the runs'
+    n: str  # the paper's number of trials ("" when it does not say)
+
+
+@dataclass
 class Published:
-    """Numbers from a paper, one per model row (a yaml under benchmarks/published/).
+    """Numbers from a paper (a yaml under benchmarks/published/): one `value` per model row,
+    shown in a column, and/or whole rows (`metrics`), shown under ours.
 
     Args:
         column: the column title, saying what the number is (e.g. "Lucic 2018 FID (Inception)").
@@ -199,6 +232,7 @@ class Published:
         labels: model -> the paper's name for it.
         sources: model -> citation.
         note: why the numbers are (not) comparable with ours.
+        rows: the rows given with `metrics` (several numbers each).
     """
 
     column: str
@@ -207,6 +241,17 @@ class Published:
     sources: dict[str, str]
     note: str
     path: str
+    rows: list[PublishedRow] = field(default_factory=list)
+
+
+def _published_metric(value) -> tuple[float, float | None] | None:
+    """A number, or [mean, spread]; None when it is neither."""
+    if is_finite_number(value):
+        return float(value), None
+    if (isinstance(value, list) and len(value) == 2
+            and all(is_finite_number(v) for v in value)):
+        return float(value[0]), float(value[1])
+    return None
 
 
 def read_published(path: str | Path) -> Published:
@@ -214,20 +259,37 @@ def read_published(path: str | Path) -> Published:
 
     p = Path(path)
     fix = ("expected keys column, note and rows: {model: {value: number, label: text, "
-           "source: text}}")
+           "source: text}} or {key: {metrics: {name: number or [mean, spread]}, dataset: name, "
+           "label: text, source: text, protocol: text}}")
     try:
         data = yaml.safe_load(p.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"--published {p}: cannot read it ({type(err).__name__})") from None
     rows = data.get("rows") if isinstance(data, dict) else None
-    if not isinstance(rows, dict) or not all(
-            isinstance(r, dict) and is_finite_number(r.get("value")) for r in rows.values()):
+
+    def valid(r) -> bool:
+        if not isinstance(r, dict):
+            return False
+        if "metrics" in r:
+            m = r["metrics"]
+            return isinstance(m, dict) and bool(m) and all(
+                _published_metric(v) is not None for v in m.values())
+        return is_finite_number(r.get("value"))
+
+    if not isinstance(rows, dict) or not all(valid(r) for r in rows.values()):
         raise ConfigError(f"--published {p}: {fix}")
+    column = {str(k): r for k, r in rows.items() if "metrics" not in r}
+    table_rows = [PublishedRow(str(k), str(r.get("label", k)), str(r.get("source", "")),
+                               str(r.get("dataset", "-")),
+                               {str(m): _published_metric(v) for m, v in r["metrics"].items()},
+                               " ".join(str(r.get("protocol", "")).split()),
+                               str(r.get("n", "")))
+                  for k, r in rows.items() if "metrics" in r]
     return Published(str(data.get("column", "published")),
-                     {str(k): float(r["value"]) for k, r in rows.items()},
-                     {str(k): str(r.get("label", k)) for k, r in rows.items()},
-                     {str(k): str(r.get("source", "")) for k, r in rows.items()},
-                     str(data.get("note", "")), str(p))
+                     {k: float(r["value"]) for k, r in column.items()},
+                     {k: str(r.get("label", k)) for k, r in column.items()},
+                     {k: str(r.get("source", "")) for k, r in column.items()},
+                     " ".join(str(data.get("note", "")).split()), str(p), table_rows)
 
 
 def published_pairs(table: Table) -> list[tuple[str, float, float]]:
@@ -255,7 +317,13 @@ def reference_lines(table: Table) -> list[str]:
                      f"{table.ratio_metric} divided by the real-data and the uniform-noise "
                      f"{table.ratio_metric}.")
     pub = table.published
-    if pub is not None:
+    if pub is not None and pub.rows:
+        lines.append(f"- Rows marked *(published)* ({pub.path}) are a paper's numbers, not "
+                     f"runs of this suite: {pub.note}")
+        for r in pub.rows:
+            lines.append(f"  - *{r.label}* on {r.dataset}: {r.source or 'source not given'}"
+                         + (f"; protocol: {r.protocol}" if r.protocol else ""))
+    if pub is not None and pub.values:
         lines.append(f"- `{pub.column}` ({pub.path}): {pub.note}")
         named = "; ".join(f"{m} = {pub.labels[m]}" + (f" ({pub.sources[m]})" if pub.sources[m]
                                                       else "") for m in pub.values)
@@ -312,6 +380,7 @@ class Table:
     references: list[dict[str, Any]] = field(default_factory=list)  # rows of --reference files
     published: Published | None = None
     ratio_metric: str = "fid"
+    spread: str = "std"
 
     def cells(self, row: Row) -> list[Cell]:
         return [make_cell(row.runs, m) for m in self.metrics]
@@ -335,7 +404,7 @@ class Table:
 
     def extra_head(self) -> list[str]:
         head = [f"{self.ratio_metric} / {RATIO_LABELS[n]}" for n in self.ratio_names]
-        if self.published is not None:
+        if self.published is not None and self.published.values:
             head.append(self.published.column)
         return head
 
@@ -345,7 +414,7 @@ class Table:
         for name in self.ratio_names:
             ref = self.reference_value(name)
             out.append("-" if mean is None or ref == 0 else f"{mean / ref:.{_decimals(mean / ref)}f}")
-        if self.published is not None:
+        if self.published is not None and self.published.values:
             value = self.published.values.get(model) if model is not None else None
             out.append("-" if value is None else f"{value:g}")
         return out
@@ -354,13 +423,14 @@ class Table:
 def build_table(records: list[RunRecord], group_by: list[str], over: list[str],
                 include: list[str] | None, exclude: list[str],
                 references: list[dict[str, Any]] | None = None,
-                published: Published | None = None, ratio_metric: str = "fid") -> Table:
+                published: Published | None = None, ratio_metric: str = "fid",
+                spread: str = "std") -> Table:
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
     for r in records:
         groups.setdefault(tuple(group_value(r.config, k) for k in group_by), []).append(r)
     rows = [Row(k, sorted(v, key=lambda r: r.name)) for k, v in sorted(groups.items())]
     return Table(group_by, over, select_metrics(records, include, exclude), rows, records,
-                 list(references or []), published, ratio_metric)
+                 list(references or []), published, ratio_metric, spread)
 
 
 def ratio_mean(table: Table, row: Row) -> float | None:
@@ -381,6 +451,22 @@ def reference_fields(table: Table, ref: dict[str, Any]) -> tuple[list[str], list
     return label, values
 
 
+def published_fields(table: Table, prow: PublishedRow) -> tuple[list[str], list[str]]:
+    """(row label cells, metric cells) of a published row; "-" for metrics it lacks."""
+    label = [f"*{prow.label}* (published)", *["-"] * (len(table.group_by) - 1)]
+    if "dataset" in table.group_by:
+        label[table.group_by.index("dataset")] = prow.dataset
+    values = []
+    for m in table.metrics:
+        v = prow.metrics.get(m)
+        values.append("-" if v is None else mean_spread_text(*v))
+    return label, values
+
+
+def published_rows(table: Table) -> list[PublishedRow]:
+    return table.published.rows if table.published is not None else []
+
+
 def _join(values) -> str:
     return ", ".join(sorted({str(v) for v in values}, key=_natural))
 
@@ -392,9 +478,18 @@ def _natural(s: str):
         return (1, 0.0, s)
 
 
+def budget(config: dict[str, Any]) -> str:
+    """A run's training budget: trainer.max_epochs, or "N steps" when only max_steps is set
+    (Lightning's steps: optimizer steps of D and G together)."""
+    epochs, steps = lookup(config, "trainer.max_epochs"), lookup(config, "trainer.max_steps")
+    if epochs is None and is_number(steps) and steps > 0:
+        return f"{steps} steps"
+    return str(epochs)
+
+
 def row_info(table: Table, row: Row) -> dict[str, str]:
     over = [_join(group_value(r.config, k) for r in row.runs) for k in table.over]
-    epochs = _join(lookup(r.config, "trainer.max_epochs") for r in row.runs)
+    epochs = _join(budget(r.config) for r in row.runs)
     not_done = Counter(r.status for r in row.runs if r.status != FINISHED)
     return {"epochs": epochs, "over": " / ".join(over), "n": str(len(row.finished)),
             "failed": ", ".join(f"{n} {s}" for s, n in sorted(not_done.items())) or "0"}
@@ -495,17 +590,18 @@ def render_markdown(table: Table, title: str, command: str, sources: list[str]) 
     head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed", *table.metrics,
             *table.extra_head()]
     lines = [f"# {title}", "", f"Made by `{command}`.", ""]
-    lines.append(f"Runs: {', '.join(sources)}. Each metric: mean ± std over the runs of a row "
-                 f"(numpy ddof={DDOF}, i.e. the sample std), with n = finished runs; "
+    lines.append(f"Runs: {', '.join(sources)}. Each metric: mean ± {SPREADS[table.spread]} "
+                 "over the runs of a row, with n = finished runs; "
                  f"'{'/'.join(table.over)}' lists their {', '.join(table.over)} values, "
-                 f"'epochs' the training budget (trainer.max_epochs). A cell says `failed` when "
+                 "'epochs' the training budget (trainer.max_epochs, or trainer.max_steps when "
+                 "only it is set: D and G optimizer steps together). A cell says `failed` when "
                  "no run of the row finished, `missing` when the finished runs did not record "
                  "the metric.")
     lines += ["", "| " + " | ".join(_md_escape(h) for h in head) + " |",
               "|" + "|".join("---" for _ in head) + "|"]
     for row in table.rows:
         info = row_info(table, row)
-        cells = [c.text() for c in table.cells(row)]
+        cells = [c.text(table.spread) for c in table.cells(row)]
         values = [*row.key, info["epochs"], info["over"], info["n"], info["failed"], *cells,
                   *table.extra_cells(ratio_mean(table, row), table.model_of(row))]
         lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
@@ -514,6 +610,10 @@ def render_markdown(table: Table, title: str, command: str, sources: list[str]) 
         mean = ref["metrics"].get(table.ratio_metric)
         values = [*label, "-", "-", "-", "-", *cells,
                   *table.extra_cells(float(mean) if is_finite_number(mean) else None, None)]
+        lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
+    for prow in published_rows(table):
+        label, cells = published_fields(table, prow)
+        values = [*label, "-", "-", prow.n or "-", "-", *cells, *["-"] * len(table.extra_head())]
         lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
     lines += reference_lines(table)
     found = notes(table) + protocol_mismatches(table)
@@ -528,13 +628,13 @@ def render_csv(table: Table) -> str:
     w = csv.writer(buf, lineterminator="\n")
     head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed"]
     for m in table.metrics:
-        head += [f"{m} mean", f"{m} std", f"{m} n"]
+        head += [f"{m} mean", f"{m} {table.spread}", f"{m} n"]
     w.writerow([*head, *table.extra_head()])
     for row in table.rows:
         info = row_info(table, row)
         fields = [*row.key, info["epochs"], info["over"], info["n"], info["failed"]]
         for cell in table.cells(row):
-            fields += cell.csv_fields()
+            fields += cell.csv_fields(table.spread)
         w.writerow([*fields, *table.extra_cells(ratio_mean(table, row), table.model_of(row))])
     for ref in table.references:
         label, _ = reference_fields(table, ref)
@@ -545,6 +645,14 @@ def render_csv(table: Table) -> str:
         mean = ref["metrics"].get(table.ratio_metric)
         w.writerow([*fields, *table.extra_cells(float(mean) if is_finite_number(mean) else None,
                                                 None)])
+    for prow in published_rows(table):
+        label, _ = published_fields(table, prow)
+        fields = [*label, "", "", prow.n, ""]
+        for m in table.metrics:
+            v = prow.metrics.get(m)
+            fields += ["", "", "0"] if v is None else [
+                repr(v[0]), "" if v[1] is None else repr(v[1]), prow.n]
+        w.writerow([*fields, *[""] * len(table.extra_head())])
     return buf.getvalue()
 
 
@@ -581,6 +689,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--published", default=None, metavar="FILE.yaml",
                         help="published numbers per model (benchmarks/published/*.yaml), shown "
                              "in a column with the rank correlation to ours")
+    parser.add_argument("--spread", default="std", choices=sorted(SPREADS),
+                        help="after ±: std (sample std over the runs) or se (standard error of "
+                             "the mean); published rows keep the paper's own")
     parser.add_argument("--ratio-metric", default="fid",
                         help="the metric of the ratio columns and the rank correlation (fid)")
     return parser.parse_args(argv)
@@ -596,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     published = read_published(args.published) if args.published else None
     table = build_table(records, _keys(args.group_by), _keys(args.over), include,
                         _keys(args.exclude) if args.exclude else [], references, published,
-                        args.ratio_metric)
+                        args.ratio_metric, args.spread)
     if not table.metrics:
         raise ConfigError("no metrics to tabulate: the finished runs recorded none outside "
                           "--exclude; name them with --metrics")

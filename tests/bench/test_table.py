@@ -341,3 +341,70 @@ def test_committed_published_rows_are_the_papers_numbers():
                           "wgan_gp": 24.5, "dragan": 27.7, "began": 22.9, "vae": 43.6}
     for model in pub.values:  # every published row names an experiment of ours
         assert (root / "conf/experiment" / f"{model}_fashion_mnist.yaml").is_file(), model
+
+
+def test_standard_error_spread_is_std_over_sqrt_n(runs, tmp_path):
+    md, rows = table_files(runs, tmp_path / "t", "--metrics", "fid", "--spread", "se")
+    fids = [10.0, 12.0, 17.0]
+    se = float(np.std(fids, ddof=1)) / math.sqrt(3)
+    assert se == pytest.approx(2.0817, abs=1e-4)  # by hand: sample std sqrt(13), over sqrt(3)
+    assert md_row(md, "dcgan", "mnist")[-1] == f"13.00 ± {se:.2f}"
+    row = row_of(rows, "dcgan", "mnist")
+    assert float(row["fid se"]) == pytest.approx(se) and "fid std" not in row
+    assert "standard error of the mean" in md
+
+
+def test_budget_names_max_steps_when_epochs_are_not_set(tmp_path):
+    d = make_run(tmp_path / "runs", "gan_ring2d", "ring2d", 0,
+                 {"modes_captured": 8, "protocol": P_TOY})
+    config = yaml.safe_load((d / "config.yaml").read_text())
+    config["trainer"] = {"max_epochs": None, "max_steps": 50000}
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+    md, _ = table_files(tmp_path / "runs", tmp_path / "t", "--metrics", "modes_captured")
+    assert md_row(md, "gan", "ring2d")[2] == "50000 steps"
+
+
+def test_published_rows_are_printed_under_ours_with_source_and_protocol(runs, tmp_path):
+    pub = tmp_path / "pub.yaml"
+    pub.write_text(yaml.safe_dump({"note": "Their nets differ.", "rows": {
+        "paper_gan_ring": {"label": "GAN", "source": "Lin et al. 2018, Table 1",
+                           "dataset": "ring2d", "n": "10", "protocol": "400 epochs",
+                           "metrics": {"modes_captured": [6.3, 0.5], "other": 1.0}}}}))
+    md, rows = table_files(runs, tmp_path / "t", "--metrics", "modes_captured",
+                           "--published", str(pub))
+    cells = md_row(md, "*GAN* (published)", "ring2d")
+    assert cells == ["*GAN* (published)", "ring2d", "-", "-", "10", "-", "6.300 ± 0.500"]
+    assert md_row(md, "gan", "ring2d")[-1] == "7.000 ± 1.414"  # ours, unchanged
+    assert "Rows marked *(published)*" in md and "Their nets differ." in md
+    assert "*GAN* on ring2d: Lin et al. 2018, Table 1; protocol: 400 epochs" in md
+    (row,) = [r for r in rows if r["model"] == "*GAN* (published)"]
+    assert float(row["modes_captured mean"]) == 6.3 and float(row["modes_captured std"]) == 0.5
+    assert row["modes_captured n"] == "10"
+
+
+def test_published_row_with_a_non_number_exits_2(runs, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"rows": {"x": {"metrics": {"modes_captured": "many"}}}}))
+    assert bench.main([str(runs), "--published", str(bad)]) == 2
+    assert "[mean, spread]" in capsys.readouterr().err
+
+
+def test_committed_toy_published_rows_are_the_quoted_numbers():
+    """The numbers issue 14 quotes from PacGAN's and GDPP's Table 1, and VEEGAN's Table 1."""
+    root = Path(__file__).resolve().parents[2]
+    pub = bench_table.read_published(root / "benchmarks/published/toy_2d.yaml")
+    got = {(r.source.split(" (")[1].split(")")[0], r.label, r.dataset):
+           {m: v[0] for m, v in r.metrics.items()} for r in pub.rows}
+    hq, modes, rkl = "high_quality_pct", "modes_captured", "mode_reverse_kl"
+    assert got[("PacGAN", "GAN", "ring2d")] == {modes: 6.3, hq: 98.2, rkl: 0.45}
+    assert got[("PacGAN", "GAN", "grid2d")] == {modes: 17.3, hq: 94.8, rkl: 0.70}
+    assert got[("PacGAN", "PacGAN4", "grid2d")] == {modes: 24.8, hq: 93.6, rkl: 0.04}
+    assert got[("GDPP", "WGAN-GP", "ring2d")] == {modes: 6.8, hq: 59.6}
+    assert got[("GDPP", "WGAN-GP", "grid2d")] == {modes: 24.2, hq: 28.7}
+    assert got[("GDPP", "GDPP-GAN", "ring2d")] == {modes: 8.0, hq: 71.7}
+    assert got[("GDPP", "GDPP-GAN", "grid2d")] == {modes: 24.8, hq: 68.5}
+    assert all(r.dataset in ("ring2d", "grid2d") and r.protocol for r in pub.rows)
+    assert not pub.values  # rows only: no column
+    # the ring rows of code with np.linspace(0, 2 pi, 8) say that it has 7 distinct modes
+    assert all("7 distinct" in r.protocol for r in pub.rows
+               if r.dataset == "ring2d" and r.label in ("Unrolled GAN", "WGAN-GP", "GDPP-GAN"))
