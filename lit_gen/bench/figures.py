@@ -9,7 +9,11 @@ The pictures of a benchmark table, from the same run dirs and rows as `lit_gen.b
   per image and labelled with the row's name;
 - `PREFIX_curves.png`: `--metric` against training epochs for every row (mean over its
   runs at each epoch), from the values evaluated during training (metrics.csv; set
-  `metrics.every_n_epochs` in the runs), log scale.
+  `metrics.every_n_epochs` in the runs), log scale;
+- `PREFIX_scatter_<dataset>.png` (2D toy data, `--only scatter` or the default when the runs
+  are toys): one panel per row, `--points` samples of the row's run with training seed
+  `--seed` (an ensemble's member of that seed), drawn after `torch.manual_seed(--seed)`,
+  over the data's mode centres and their 3-std circles (what `high_quality_pct` counts).
 
 A row without a checkpoint or without evaluations during training is named on stdout and
 left out of that picture. The PNGs carry no timestamp: the same runs give the same bytes.
@@ -167,6 +171,104 @@ def draw_gallery(rows: dict[str, list[RunRecord]], n: int, seed: int, path: Path
     return missing
 
 
+# --- toy scatter plots ----------------------------------------------------------------------
+
+def member_index(record: RunRecord) -> int | None:
+    """The ensemble member a record stands for (run name ".../memberK"), else None."""
+    head, sep, k = record.name.rpartition("/member")
+    return int(k) if sep and k.isdigit() else None
+
+
+def seed_run(runs: list[RunRecord], seed: int) -> RunRecord | None:
+    """The row's run trained with `seed` that has a checkpoint; else its first with one."""
+    with_ckpt = [r for r in runs if (r.path / CHECKPOINTS_DIR / LAST_CHECKPOINT).is_file()]
+    same = [r for r in with_ckpt if r.config.get("seed") == seed]
+    return (same or with_ckpt or [None])[0]
+
+
+@torch.no_grad()
+def toy_points(record: RunRecord, n: int, seed: int) -> torch.Tensor:
+    """(n, 2) samples of a toy run's generator (its ensemble member, if it is one)."""
+    model = load_model(record.path / CHECKPOINTS_DIR / LAST_CHECKPOINT, "cpu",
+                       member=member_index(record))
+    torch.manual_seed(seed)
+    x = model.sample(n)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ConfigError(f"figures: run {record.name} is not a 2D toy model (samples of shape "
+                          f"{tuple(x.shape)}); a scatter plot needs 2D points")
+    return x.float()
+
+
+def toy_data(config: dict):
+    """The run's toy DataModule (mode centres and std), rebuilt from its data config."""
+    from omegaconf import OmegaConf
+
+    from lit_gen.data import build_datamodule
+
+    return build_datamodule(OmegaConf.create(config["data"]), seed=int(config.get("seed", 0)))
+
+
+def draw_scatter(rows: dict[str, list[RunRecord]], n: int, seed: int,
+                 path_of: dict[str, Path]) -> list[str]:
+    """One figure per toy dataset (path_of: dataset -> file), a panel per row; returns the
+    labels of rows with no checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    by_data: dict[str, list[tuple[str, RunRecord]]] = {}
+    missing = []
+    for label, runs in rows.items():
+        run = seed_run(runs, seed)
+        if run is None:
+            missing.append(label)
+            continue
+        by_data.setdefault(str(run.config["data"]["name"]), []).append((label, run))
+    for dataset, panels in sorted(by_data.items()):
+        dm = toy_data(panels[0][1].config)
+        centres, std = dm.modes().numpy(), dm.mode_std
+        lim = float(np.abs(centres).max()) * 1.35 + 6 * std
+        cols = min(4, len(panels))
+        nrows = math.ceil(len(panels) / cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(3 * cols, 3 * nrows), dpi=100,
+                                 squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.axis("off")
+        for ax, (label, run) in zip(axes.flat, panels):
+            x = toy_points(run, n, seed).numpy()
+            ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4, color="tab:blue", linewidths=0)
+            for c in centres:
+                ax.add_patch(Circle(c, 3 * std, fill=False, color="tab:red", lw=0.6))
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{label} (seed {run.config.get('seed')})", fontsize=8)
+        fig.suptitle(f"{dataset}: {n} samples per panel; red circles: 3 std of each mode",
+                     fontsize=9)
+        fig.tight_layout()
+        path = path_of[dataset]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, metadata={"Software": None})
+        plt.close(fig)
+        print(f"wrote {path} ({len(panels)} panels)")
+    return missing
+
+
+def is_toy(records: list[RunRecord]) -> bool:
+    """Every finished run trains on 2D toy data (its DataModule is a ToyDataModule)."""
+    from lit_gen.data import DATASETS
+    from lit_gen.data.toy import ToyDataModule
+
+    names = {str((r.config.get("data") or {}).get("name")) for r in records}
+    return bool(names) and all(n in DATASETS.names() and issubclass(DATASETS.get(n),
+                                                                    ToyDataModule)
+                               for n in names)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m lit_gen.bench figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -177,8 +279,11 @@ def parse_args(argv):
     parser.add_argument("--metric", default="fid", help="the curve's metric (fid)")
     parser.add_argument("--n", type=int, default=10, help="samples per gallery row (10)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of every row (0)")
-    parser.add_argument("--only", choices=("gallery", "curves"), default=None,
-                        help="draw one of the two pictures")
+    parser.add_argument("--points", type=int, default=2500,
+                        help="samples per toy scatter panel (2500, the short protocol's)")
+    parser.add_argument("--only", choices=("gallery", "curves", "scatter"), default=None,
+                        help="draw one of the pictures (default: gallery and curves, or the "
+                             "scatter plots for toy runs)")
     return parser.parse_args(argv)
 
 
@@ -191,7 +296,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = group_rows(records, [k.strip() for k in args.group_by.split(",") if k.strip()])
     if not rows:
         raise ConfigError("figures: no finished local runs in " + ", ".join(args.sources))
+    if args.points <= 0:
+        raise ConfigError("--points must be positive")
     out = Path(args.out)
+    finished = [r for runs in rows.values() for r in runs]
+    if args.only == "scatter" or (args.only is None and is_toy(finished)):
+        if not is_toy(finished):
+            raise ConfigError("figures --only scatter: the runs are not all on 2D toy data")
+        datasets = {str(r.config["data"]["name"]) for r in finished}
+        missing = draw_scatter(rows, args.points, args.seed,
+                               {d: out.with_name(f"{out.name}_scatter_{d}.png") for d in datasets})
+        for label in missing:
+            print(f"scatter: left out {label} (no checkpoints/last.ckpt)")
+        return 0
     jobs = {"gallery": lambda p: draw_gallery(rows, args.n, args.seed, p),
             "curves": lambda p: plot_curves(rows, args.metric, p)}
     for name, job in jobs.items():

@@ -102,3 +102,32 @@ def test_figures_from_runs(tmp_path, digits_classifier):
     assert Image.open(out.with_name("digits_curves.png")).size == (800, 500)
     history = metric_history(run, "fid")
     assert sorted(history) == [1, 2] and all(v > 0 for v in history.values())
+
+
+def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path):
+    from lit_gen.bench.figures import member_index, seed_run, toy_points
+    from lit_gen.bench.records import load_records
+    from lit_gen.run.checkpoint import load_model
+
+    root = tmp_path / "runs"
+    fit(["conf/experiment/gan_ring2d.yaml"], tiny_overrides(root / "gan_ring2d") + ["seeds=[3,0]"])
+    fit(["conf/experiment/gan_grid2d.yaml"], tiny_overrides(root / "gan_grid2d"))
+    records = load_records(str(root))
+    ring = [r for r in records if r.config["data"]["name"] == "ring2d"]
+    assert sorted(member_index(r) for r in ring) == [0, 1]
+    chosen = seed_run(ring, 0)
+    assert chosen.config["seed"] == 0 and member_index(chosen) == 1
+    # the points are member 1's samples after manual_seed(seed)
+    model = load_model(root / "gan_ring2d" / "checkpoints" / "last.ckpt", member=1)
+    torch.manual_seed(5)
+    expected = model.sample(50).float()
+    assert torch.equal(toy_points(chosen, 50, 5), expected)
+
+    out = tmp_path / "fig" / "toy"
+    assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 0
+    for dataset in ("ring2d", "grid2d"):
+        image = Image.open(out.with_name(f"toy_scatter_{dataset}.png"))
+        assert image.size == (300, 300)  # one 3-inch panel at 100 dpi
+    assert not out.with_name("toy_gallery.png").exists()  # toys get scatter plots only
+    assert bench.main(["figures", str(root), "--out", str(out), "--only", "scatter",
+                       "--points", "0"]) == 2
