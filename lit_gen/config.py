@@ -247,7 +247,9 @@ def _describe(err: OmegaConfBaseException, source: str) -> str:
 
 
 def normalize_overrides(args: list[str]) -> list[str]:
-    """Accept `key=value`, `--key=value` (wandb `${args}`) and `++key=value` alike."""
+    """Accept `key=value`, `--key=value` (wandb `${args}`) and `++key=value` alike. `key=None`
+    is `key=null`: a sweep file's null reaches the command line as Python's str(None), from
+    wandb's agent and from lit_gen.sweep alike."""
     out = []
     for a in args:
         a = a.lstrip("+")
@@ -255,7 +257,8 @@ def normalize_overrides(args: list[str]) -> list[str]:
             a = a[2:]
         if "=" not in a:
             raise ConfigError(f"override '{a}' is not of the form key=value")
-        out.append(a)
+        key, value = a.split("=", 1)
+        out.append(f"{key}=null" if value == "None" else a)
     return out
 
 

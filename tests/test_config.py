@@ -30,6 +30,14 @@ def test_override_forms(form):
     assert cfg.trainer.devices == 2
 
 
+def test_python_none_from_a_sweep_is_null():
+    """wandb's agent and lit_gen.sweep format a sweep file's null as str(None)."""
+    cfg = validation.load([QUICK], ["--model.ema.decay=None", "model.ema.decay=None"])
+    assert cfg.model.ema.decay is None
+    cfg = validation.load([QUICK], ["--model.ema.decay=0.999"])
+    assert cfg.model.ema.decay == pytest.approx(0.999)
+
+
 def test_several_configs_merge_left_to_right(tmp_path):
     a = tmp_path / "a.yaml"
     b = tmp_path / "b.yaml"
