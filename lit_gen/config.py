@@ -208,6 +208,10 @@ class MetricsConfig:
     recon_split: str = "test"  # images encoded and decoded for recon_fid (autoencoders)
     latent_sampler: str = "prior"  # autoencoders: prior | gmm | two_stage (lit_gen.metrics.latent_samplers)
     latent_sampler_file: str | None = None  # the fitted sampler (None: next to the checkpoint)
+    # autoencoders: the image metrics of metrics.names (none: nothing) once more with each of
+    # these ex-post samplers, refitted at each evaluation, as "<sampler>/<key>" (gmm/fid, ...),
+    # so a table shows prior vs gmm; the AE experiments of the benchmark tables set [gmm]
+    also_latent_samplers: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+from omegaconf import OmegaConf
 
+from lit_gen.metrics import IMAGE_METRICS
 from lit_gen.metrics.evaluator import Evaluator
 from lit_gen.metrics.latent_samplers import prepare_latent_sampler
 from lit_gen.run.dir import update_metrics
@@ -31,6 +33,7 @@ class SampleMetrics(L.Callback):
         self.run_dir = Path(run_dir)
         self.every = cfg.metrics.every_n_epochs
         self.evaluator = None
+        self.also: dict[str, Evaluator] = {}  # metrics.also_latent_samplers -> its evaluator
         self._evaluated_at: int | None = None  # g_steps of the last evaluation
         self._last: dict | None = None  # its values and protocol
 
@@ -39,8 +42,15 @@ class SampleMetrics(L.Callback):
         if stage != "fit":
             return
         self.evaluator = Evaluator(self.cfg.metrics, trainer.datamodule, seed=self.cfg.seed)
+        if self.cfg.metrics.also_latent_samplers:
+            # the same image metrics (and protocol) under another sampler; nothing else
+            m = OmegaConf.merge(self.cfg.metrics, {"names": [
+                n for n in self.cfg.metrics.names if n in IMAGE_METRICS]})
+            self.also = {name: Evaluator(m, trainer.datamodule, seed=self.cfg.seed)
+                         for name in self.cfg.metrics.also_latent_samplers}
         if trainer.is_global_zero:
-            self.evaluator.prepare()  # resolve (download once) the extractor weights before training
+            for evaluator in (self.evaluator, *self.also.values()):
+                evaluator.prepare()  # resolve (download once) the extractor weights
 
     def _evaluate(self, trainer, pl_module, epochs_done: int) -> dict[str, float]:
         if self.cfg.metrics.latent_sampler != "prior":
@@ -49,6 +59,12 @@ class SampleMetrics(L.Callback):
                                                     trainer.datamodule, seed=self.cfg.seed)
             self.evaluator.latent_sampler, self.evaluator.latent_sampler_protocol = sampler, proto
         values, protocol = self.evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
+        for name, evaluator in self.also.items():
+            evaluator.latent_sampler, evaluator.latent_sampler_protocol = prepare_latent_sampler(
+                pl_module, name, None, trainer.datamodule, seed=self.cfg.seed)
+            more, more_protocol = evaluator.evaluate_model(pl_module, tag=pl_module.g_steps)
+            values.update({f"{name}/{k}": v for k, v in more.items()})
+            protocol.setdefault("also_latent_samplers", {})[name] = more_protocol
         members = self._member_values(pl_module, values)
         protocol.update(epoch=epochs_done, g_step=pl_module.g_steps,
                         ema=getattr(pl_module, "generator_ema", None) is not None,

@@ -120,3 +120,60 @@ def test_sample_and_evaluate_with_gmm_sampler(vae_ckpt, tmp_path, digits_classif
     assert p["recon_fid"]["split"] == "test" and p["recon_fid"]["n"] == 297
 
     assert sample(["--ckpt", str(vae_ckpt), "--out", str(out), "--latent-sampler", "nope"]) == 2
+
+
+@pytest.mark.slow
+def test_also_latent_samplers_repeat_the_image_metrics_with_each_sampler(tmp_path,
+                                                                          digits_classifier):
+    """`metrics.also_latent_samplers: [gmm]`: the run's metrics.json has fid (prior) and
+    gmm/fid, the latter equal to the Evaluator run by hand with a GMM fitted the same way."""
+    from omegaconf import OmegaConf
+
+    from lit_gen import validation
+    from lit_gen.data import build_datamodule
+    from lit_gen.metrics.evaluator import Evaluator
+    from lit_gen.metrics.latent_samplers import prepare_latent_sampler
+    from lit_gen.run.checkpoint import load_model
+
+    metric_args = ["metrics.names=[fid,dc]", "metrics.feature_extractor=classifier",
+                   f"metrics.classifier_ckpt={digits_classifier}",
+                   f"metrics.cache_dir={tmp_path / 'cache'}"]
+    run = fit([ROOT / "conf" / "experiment" / "vae_digits.yaml"],
+              tiny_overrides(tmp_path / "run", epochs=1) + metric_args
+              + ["metrics.also_latent_samplers=[gmm]"])
+    m = json.loads((run / "metrics.json").read_text())
+    assert {"fid", "density", "coverage", "gmm/fid", "gmm/density", "gmm/coverage"} <= set(m)
+    assert m["gmm/fid"] != m["fid"]
+    also = m["protocol"]["also_latent_samplers"]["gmm"]
+    assert also["latent_sampler"] == "gmm" and also["n_generated"] == m["protocol"]["n_generated"]
+    assert m["protocol"]["latent_sampler"] == "prior"
+
+    cfg = validation.load([ROOT / "conf" / "experiment" / "vae_digits.yaml"],
+                          tiny_overrides(tmp_path / "run", epochs=1) + metric_args)
+    dm = build_datamodule(cfg.data, seed=cfg.seed)
+    dm.setup("fit")
+    model = load_model(run / "checkpoints" / "last.ckpt")
+    sampler, proto = prepare_latent_sampler(model, "gmm", None, dm, seed=cfg.seed)
+    evaluator = Evaluator(OmegaConf.merge(cfg.metrics, {"names": ["fid", "dc"]}), dm,
+                          seed=cfg.seed, latent_sampler=sampler, latent_sampler_protocol=proto)
+    evaluator.prepare()
+    values, _ = evaluator.evaluate_model(model, tag=m["g_step"])
+    assert values["fid"] == pytest.approx(m["gmm/fid"], rel=1e-6)
+    assert values["coverage"] == pytest.approx(m["gmm/coverage"], rel=1e-6)
+
+
+@pytest.mark.parametrize("experiment, override, words", [
+    ("dcgan_digits", ["metrics.also_latent_samplers=[gmm]"], "needs an autoencoder"),
+    ("vae_digits", ["metrics.also_latent_samplers=[nope]"], "nope"),
+    ("vae_digits", ["metrics.also_latent_samplers=[gmm,gmm]"], "each sampler once"),
+    ("vae_digits", ["metrics.latent_sampler=gmm", "metrics.also_latent_samplers=[gmm]"],
+     "each sampler once"),
+])
+def test_also_latent_samplers_are_validated(experiment, override, words, digits_classifier):
+    from lit_gen import validation
+    from lit_gen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        validation.load([ROOT / "conf" / "experiment" / f"{experiment}.yaml"],
+                        ["metrics.names=[fid]", "metrics.feature_extractor=classifier",
+                         f"metrics.classifier_ckpt={digits_classifier}", *override])
