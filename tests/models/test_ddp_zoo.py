@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.conftest import EXPERIMENTS, run_cli, tiny_overrides
+from tests.conftest import EXPERIMENTS, TINY_BATCHES, run_cli, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,9 @@ def test_every_model_trains_under_ddp(model, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["ddp_world_size"], metrics["ddp_ranks_identical"]) == (2, 1)
+    # each rank takes half of the 96 examples: 3 batches of 16 (InfoGAN's Q head in D's
+    # optimizer and BEGAN's all-reduced k_t included)
+    assert metrics["g_step"] == min(TINY_BATCHES, 96 // 2 // 16)
     assert json.loads((run_dir / "done.json").read_text())["epoch"] == 1
     assert json.loads((run_dir / "environment.json").read_text())["device"].endswith(" x 2")
     # one writer: the files rank 0 writes exist once, nothing else appears beside them

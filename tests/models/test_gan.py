@@ -410,19 +410,3 @@ def test_add_a_model_example_from_docs(tmp_path):
     finally:
         MODELS._entries.pop("fmgan", None)
 
-
-# --- DDP: InfoGAN's Q head in D's optimizer, BEGAN's k_t all-reduced ----------------------
-@pytest.mark.slow
-@pytest.mark.parametrize("exp", ["infogan_digits", "began_digits"])
-def test_ddp_two_cpu_processes_zoo(exp, tmp_path):
-    from tests.conftest import run_cli
-
-    run_dir = tmp_path / "run"
-    overrides = [o for o in tiny_overrides(run_dir) if not o.startswith("trainer.devices")]
-    proc = run_cli("lit_gen.fit", "--config", str(CONF / "experiment" / f"{exp}.yaml"),
-                   *overrides, "trainer.devices=2", "trainer.strategy=ddp", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["ddp_world_size"] == 2 and metrics["ddp_ranks_identical"] == 1
-    # each rank takes half of the 96 examples: 3 batches of 16
-    assert metrics["g_step"] == min(BATCHES, 96 // 2 // 16)
