@@ -107,7 +107,10 @@ class Experiment:
         return epochs * (len(self.dm.x_train) // self.batch_size // steps_per_batch) * steps_per_batch
 
     def fit_argv(self, epochs: int, run_dir: Path, extra: list[str] = ()) -> list[str]:
-        return [sys.executable, "-m", "lit_gen.fit", "--config", experiment_file(self.name),
+        """`lit_gen.fit` of the experiment, its --config relative to the process's cwd: each
+        checkout (this one, --before-root's) trains its own version of the experiment."""
+        return [sys.executable, "-m", "lit_gen.fit", "--config",
+                f"conf/experiment/{self.name}.yaml",
                 *NO_VALIDATION, f"trainer.max_epochs={epochs}", f"run.dir={run_dir}",
                 f"seed={self.cfg.seed}", *extra]
 

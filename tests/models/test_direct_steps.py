@@ -1,0 +1,65 @@
+"""`step_optimizer`'s direct path (backward and optimizer step without Lightning's hook
+dispatch): taken only when nothing hooks into the step, and bit-identical to Lightning's
+manual_backward + LightningOptimizer.step, step counting included."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from lit_gen.models import base
+from lit_gen.run.checkpoint import read_checkpoint
+from tests.conftest import ROOT, fit, tiny_overrides
+
+EXP = ROOT / "conf" / "experiment"
+
+
+class _Module(L.LightningModule):
+    pass
+
+
+class _Hooked(L.Callback):
+    def on_after_backward(self, trainer, pl_module) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("kwargs", "hooked_module", "allowed"), [
+    ({}, False, True),
+    ({"precision": "bf16-mixed"}, False, False),
+    ({"callbacks": [_Hooked()]}, False, False),
+    ({}, True, False),
+])
+def test_direct_steps_only_when_nothing_hooks_into_the_step(kwargs, hooked_module, allowed):
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, **kwargs)
+    module = type("Hooked", (_Module,), {"on_before_backward": lambda self, loss: None})() \
+        if hooked_module else _Module()
+    module.trainer = trainer
+    assert base.direct_steps_allowed(module) is allowed
+
+
+@pytest.mark.parametrize(("experiment", "extra"), [
+    ("wgan_gp_digits", ["trainer.gradient_clip_val=0.5"]),  # n_critic 5, GP, clipping
+    ("vae_digits", []),
+])
+def test_direct_steps_equal_lightnings_path(experiment, extra, tmp_path, monkeypatch):
+    taken = []
+    allowed = base.direct_steps_allowed
+    monkeypatch.setattr(base, "direct_steps_allowed",
+                        lambda m: taken.append(allowed(m)) or taken[-1])
+    over = tiny_overrides(tmp_path / "direct", epochs=2) + ["metrics.names=[]", *extra]
+    direct = fit([EXP / f"{experiment}.yaml"], over)
+    assert taken == [True]
+    monkeypatch.setattr(base, "direct_steps_allowed", lambda m: False)
+    over = tiny_overrides(tmp_path / "lightning", epochs=2) + ["metrics.names=[]", *extra]
+    lightning = fit([EXP / f"{experiment}.yaml"], over)
+    a = read_checkpoint(direct / "checkpoints" / "last.ckpt")
+    b = read_checkpoint(lightning / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"] > 0
+    assert a["lit_gen"]["g_steps"] == b["lit_gen"]["g_steps"] > 0
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    for sa, sb in zip(a["optimizer_states"], b["optimizer_states"]):
+        for pa, pb in zip(sa["state"].values(), sb["state"].values()):
+            assert all(torch.equal(pa[k], pb[k]) for k in pa)
