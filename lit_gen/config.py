@@ -210,7 +210,8 @@ class MetricsConfig:
     latent_sampler_file: str | None = None  # the fitted sampler (None: next to the checkpoint)
     # autoencoders: the image metrics of metrics.names (none: nothing) once more with each of
     # these ex-post samplers, refitted at each evaluation, as "<sampler>/<key>" (gmm/fid, ...),
-    # so a table shows prior vs gmm; the AE experiments of the benchmark tables set [gmm]
+    # so a table shows prior vs gmm (metrics.latent_sampler itself is not repeated); the AE
+    # experiments of the benchmark tables set [gmm]
     also_latent_samplers: list[str] = field(default_factory=list)
 
 

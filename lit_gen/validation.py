@@ -133,11 +133,9 @@ def validate_metrics_config(cfg) -> None:
         if not autoencoder:
             raise ConfigError(f"metrics.also_latent_samplers needs an autoencoder (a model with "
                               f"an encoder); '{cfg.model.name}' has none")
-        twice = [n for n in m.also_latent_samplers if n == m.latent_sampler]
-        if twice or len(set(m.also_latent_samplers)) != len(m.also_latent_samplers):
+        if len(set(m.also_latent_samplers)) != len(m.also_latent_samplers):
             raise ConfigError(f"metrics.also_latent_samplers={list(m.also_latent_samplers)}: "
-                              f"each sampler once, and not metrics.latent_sampler "
-                              f"({m.latent_sampler}) again")
+                              "name each sampler once")
     if m.latent_sampler != "prior" and not autoencoder:
         raise ConfigError(f"metrics.latent_sampler={m.latent_sampler} needs an autoencoder (a "
                           f"model with an encoder); '{cfg.model.name}' has none")

@@ -46,8 +46,10 @@ class SampleMetrics(L.Callback):
             # the same image metrics (and protocol) under another sampler; nothing else
             m = OmegaConf.merge(self.cfg.metrics, {"names": [
                 n for n in self.cfg.metrics.names if n in IMAGE_METRICS]})
+            # (metrics.latent_sampler itself is the main evaluation: not repeated)
             self.also = {name: Evaluator(m, trainer.datamodule, seed=self.cfg.seed)
-                         for name in self.cfg.metrics.also_latent_samplers}
+                         for name in self.cfg.metrics.also_latent_samplers
+                         if name != self.cfg.metrics.latent_sampler}
         if trainer.is_global_zero:
             for evaluator in (self.evaluator, *self.also.values()):
                 evaluator.prepare()  # resolve (download once) the extractor weights

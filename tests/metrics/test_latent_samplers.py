@@ -166,8 +166,6 @@ def test_also_latent_samplers_repeat_the_image_metrics_with_each_sampler(tmp_pat
     ("dcgan_digits", ["metrics.also_latent_samplers=[gmm]"], "needs an autoencoder"),
     ("vae_digits", ["metrics.also_latent_samplers=[nope]"], "nope"),
     ("vae_digits", ["metrics.also_latent_samplers=[gmm,gmm]"], "each sampler once"),
-    ("vae_digits", ["metrics.latent_sampler=gmm", "metrics.also_latent_samplers=[gmm]"],
-     "each sampler once"),
 ])
 def test_also_latent_samplers_are_validated(experiment, override, words, digits_classifier):
     from lit_gen import validation
