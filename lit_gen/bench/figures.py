@@ -29,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from lit_gen.bench.records import FINISHED, RunRecord, group_value, load_records
 from lit_gen.callbacks.samples import enlarge, enlarge_factor
+from lit_gen.data import DATASETS, build_datamodule
+from lit_gen.data.toy import ToyDataModule
 from lit_gen.errors import ConfigError, cli_main
 from lit_gen.run.checkpoint import load_model
 from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT
@@ -201,10 +204,6 @@ def toy_points(record: RunRecord, n: int, seed: int) -> torch.Tensor:
 
 def toy_data(config: dict):
     """The run's toy DataModule (mode centres and std), rebuilt from its data config."""
-    from omegaconf import OmegaConf
-
-    from lit_gen.data import build_datamodule
-
     return build_datamodule(OmegaConf.create(config["data"]), seed=int(config.get("seed", 0)))
 
 
@@ -260,9 +259,6 @@ def draw_scatter(rows: dict[str, list[RunRecord]], n: int, seed: int,
 
 def is_toy(records: list[RunRecord]) -> bool:
     """Every finished run trains on 2D toy data (its DataModule is a ToyDataModule)."""
-    from lit_gen.data import DATASETS
-    from lit_gen.data.toy import ToyDataModule
-
     names = {str((r.config.get("data") or {}).get("name")) for r in records}
     return bool(names) and all(n in DATASETS.names() and issubclass(DATASETS.get(n),
                                                                     ToyDataModule)

@@ -10,6 +10,9 @@ from typing import Any, NamedTuple
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.profilers import PassThroughProfiler
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 
 from lit_gen import __version__
@@ -127,10 +130,6 @@ def direct_steps_allowed(module: L.LightningModule) -> bool:
     full fp32 precision (no AMP scaling or casting around backward), no profiler, and no
     callback or model hook that Lightning would call around the step (the model's own
     `on_before_optimizer_step`, gradient clipping, is called directly)."""
-    from lightning.pytorch.plugins.precision import Precision
-    from lightning.pytorch.profilers import PassThroughProfiler
-    from lightning.pytorch.strategies import SingleDeviceStrategy
-
     trainer = module._trainer
     if trainer is None or type(trainer.strategy) is not SingleDeviceStrategy:
         return False
