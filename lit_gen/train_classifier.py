@@ -7,9 +7,19 @@ feature extractor (FID/KID/PRC on the penultimate layer, IS on the logits), full
 
 Train it on the data the generator sees: the same `data.image_size` (e.g. 16 for the
 quickstart's digits); other sizes are resized to the classifier's input at evaluation.
+
+Threads follow `lit_gen.fit`'s policy (`lit_gen.run.threads`; one thread for this small
+net on any machine, unless OMP_NUM_THREADS says otherwise): the number of threads changes
+the order of floating-point sums, so a classifier trained with torch's default (one thread
+per core) differs from machine to machine, and with it every FID computed through it.
 """
 
 from __future__ import annotations
+
+import os
+
+# before torch loads its OpenMP runtime, which reads this once (see lit_gen.run.threads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
@@ -23,6 +33,7 @@ from lit_gen.data import build_datamodule
 from lit_gen.data.base import random_hflip
 from lit_gen.errors import ConfigError, DataError, cli_main
 from lit_gen.nets.classifier import DomainClassifier, save_classifier
+from lit_gen.run.threads import apply_thread_policy
 
 
 def parse_args(argv):
@@ -72,7 +83,6 @@ def train(cfg, args) -> dict:
     report test accuracy (val accuracy when the data has no test split)."""
     import torch
 
-
     torch.manual_seed(args.seed)
     dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup()
@@ -90,6 +100,7 @@ def train(cfg, args) -> dict:
     device = torch.device(args.device)
     kwargs = {"base_channels": args.base_channels, "feature_dim": args.feature_dim}
     net = DomainClassifier(info.shape, info.num_classes, **kwargs).to(device)
+    threads = apply_thread_policy(cfg, net)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     gen = torch.Generator().manual_seed(args.seed)
@@ -118,7 +129,7 @@ def train(cfg, args) -> dict:
     net.load_state_dict(best[1])
     test_acc = evaluate_accuracy(net, x_te, y_te, device) if x_te is not None else None
     return {"net": net.cpu(), "kwargs": kwargs, "val_accuracy": best[0], "test_accuracy": test_acc,
-            "shape": info.shape, "n_train": len(x_tr), "n_val": len(x_val),
+            "shape": info.shape, "n_train": len(x_tr), "n_val": len(x_val), "threads": threads,
             "n_test": 0 if x_te is None else len(x_te),
             # what the data is, in its own words (e.g. mnist10k: "the 10,000 MNIST test images
             # alone ... split into 8,000 training and 2,000 test images")
@@ -127,7 +138,6 @@ def train(cfg, args) -> dict:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-
     args, overrides = parse_args(argv)
     if args.epochs <= 0 or args.batch_size <= 0:
         raise ConfigError("--epochs and --batch-size must be positive")
@@ -143,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     save_classifier(out, result["net"], "cnn", result["kwargs"], data=data_cfg, seed=cfg.seed,
                     val_accuracy=result["val_accuracy"], test_accuracy=result["test_accuracy"],
                     epochs=args.epochs, data_description=result["data_description"],
-                    splits={k: result[f"n_{k}"] for k in ("train", "val", "test")})
+                    splits={k: result[f"n_{k}"] for k in ("train", "val", "test")},
+                    threads=result["threads"])
     report = {"classifier": str(out), "data": cfg.data.name, "image_size": size,
               "n_train": result["n_train"], "n_val": result["n_val"], "n_test": result["n_test"],
               "val_accuracy": result["val_accuracy"], "test_accuracy": result["test_accuracy"],
+              "threads": result["threads"]["intra_op_threads"],
               "seconds": round(time.time() - start, 1)}
     print(json.dumps(report))
     return 0

@@ -71,3 +71,17 @@ def test_classifier_file_names_its_splits_and_data(digits_classifier):
     ckpt = read_classifier(digits_classifier)
     assert ckpt["splits"] == {"train": 1350, "val": 150, "test": 297}
     assert "1,797 grey 8x8 digits" in ckpt["data_description"]
+
+
+def test_classifier_threads_follow_the_run_policy(digits_classifier):
+    """Thread count changes float sums: the classifier records the count the run policy
+    chose (1 for this net on any machine without OMP_NUM_THREADS), and training used it."""
+    from lit_gen.run.threads import available_cpus, choose_threads
+
+    ckpt = read_classifier(digits_classifier)
+    net = load_classifier(digits_classifier)
+    params = sum(p.numel() for p in net.parameters())
+    threads, source = choose_threads(None, params, available_cpus())
+    assert ckpt["threads"]["intra_op_threads"] == threads
+    assert (ckpt["threads"]["source"], ckpt["threads"]["model_parameters"]) == (source, params)
+    assert choose_threads(None, params, 64, env={})[0] == 1  # small net: 1 thread even on 64 cpus
