@@ -18,7 +18,7 @@ from lit_gen.metrics.extractors import FEATURE_EXTRACTORS
 from lit_gen.metrics.latent_samplers import LATENT_SAMPLERS
 from lit_gen.metrics.likelihood import supports_likelihood
 from lit_gen.models import MODELS, validate_model_config
-from lit_gen.models.base import NONFINITE_POLICIES
+from lit_gen.models.base import check_nonfinite_policy
 from lit_gen.models.optim import validate_fast_paths
 
 
@@ -49,9 +49,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"run.{key} must be positive or null (automatic), got {value}")
     if cfg.run.write_every_s < 0:
         raise ConfigError(f"run.write_every_s must be >= 0 seconds, got {cfg.run.write_every_s}")
-    if cfg.run.on_nonfinite not in NONFINITE_POLICIES:
-        raise ConfigError(f"run.on_nonfinite: unknown policy '{cfg.run.on_nonfinite}'. Valid "
-                          f"policies: {', '.join(NONFINITE_POLICIES)}")
+    check_nonfinite_policy(cfg.run.on_nonfinite)
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.run.monitor_mode not in ("min", "max"):

@@ -146,6 +146,13 @@ def direct_steps_allowed(module: L.LightningModule) -> bool:
 
 #: what a non-finite loss, gradient or parameter does (`run.on_nonfinite`)
 NONFINITE_POLICIES = ("stop", "skip_step")
+def check_nonfinite_policy(value: str) -> None:
+    """A ConfigError unless `value` is one of NONFINITE_POLICIES (`run.on_nonfinite`)."""
+    if value not in NONFINITE_POLICIES:
+        raise ConfigError(f"run.on_nonfinite: unknown policy '{value}'. Valid policies: "
+                          f"{', '.join(NONFINITE_POLICIES)}")
+
+
 #: the key under which the epoch sums' finiteness rides along with a logging step's values
 _SUMS_FINITE = "_sums_finite"
 
@@ -222,9 +229,7 @@ class GenerativeModule(L.LightningModule):
                  compile: bool = False, channels_last: bool = False,
                  on_nonfinite: str = "stop", members: list[int] | None = None):
         super().__init__()
-        if on_nonfinite not in NONFINITE_POLICIES:
-            raise ConfigError(f"run.on_nonfinite: unknown policy '{on_nonfinite}'. Valid "
-                              f"policies: {', '.join(NONFINITE_POLICIES)}")
+        check_nonfinite_policy(on_nonfinite)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.data_shape = tuple(data_info["shape"])

@@ -63,3 +63,26 @@ def test_direct_steps_equal_lightnings_path(experiment, extra, tmp_path, monkeyp
     for sa, sb in zip(a["optimizer_states"], b["optimizer_states"]):
         for pa, pb in zip(sa["state"].values(), sb["state"].values()):
             assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_toggled_optimizer_freezes_only_the_other_players_parameters(tmp_path):
+    """Inside toggled_optimizer(opt_g) only G's parameters need gradients; on exit every
+    flag is back, a parameter the user froze included (Lightning's toggle semantics)."""
+    from lit_gen.run.checkpoint import load_model
+
+    run = fit([EXP / "gan_ring2d.yaml"], tiny_overrides(tmp_path / "r") + ["metrics.names=[]"])
+    model = load_model(run / "checkpoints" / "last.ckpt")
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, max_steps=0)
+    model.trainer = trainer
+    opt_g, opt_d = model.configure_optimizers()[0]
+    trainer.strategy.optimizers = [opt_g, opt_d]
+    frozen = next(model.discriminator.parameters())
+    frozen.requires_grad_(False)
+    for opt, mine, other in ((opt_g, model.generator, model.discriminator),
+                             (opt_d, model.discriminator, model.generator)):
+        with model.toggled_optimizer(opt):
+            assert all(p.requires_grad for p in mine.parameters() if p is not frozen)
+            assert not any(p.requires_grad for p in other.parameters())
+        assert not frozen.requires_grad
+        assert all(p.requires_grad for net in (model.generator, model.discriminator)
+                   for p in net.parameters() if p is not frozen)
