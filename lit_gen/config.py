@@ -42,6 +42,9 @@ class DataConfig:
     # batch there, with no DataLoader (small sets: MNIST-size and below; see docs/performance.md)
     on_device: bool = False
     hflip: bool = False  # augmentation: random horizontal flips of training images
+    # hand the model this many training batches per Lightning batch, trained in turn: the
+    # same steps, Lightning's per-batch cost paid once per K (tiny models; one process only)
+    group_batches: int = 1
 
 
 @dataclass

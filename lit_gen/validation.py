@@ -35,6 +35,7 @@ def validate(cfg: DictConfig) -> None:
     MODELS.get(cfg.model.name, "model.name")
     positive = {
         "data.batch_size": cfg.data.batch_size,
+        "data.group_batches": cfg.data.group_batches,
         "model.latent_dim": cfg.model.latent_dim,
         "model.n_critic": cfg.model.n_critic,
         "run.n_grid": cfg.run.n_grid,

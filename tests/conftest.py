@@ -44,6 +44,23 @@ def fit(config_files, overrides):
     return fit_mod.run(cfg)
 
 
+def assert_same_training(a_dir: Path, b_dir: Path) -> None:
+    """Two runs' last checkpoints hold the same training: step counts, parameters and
+    optimizer states, bit for bit."""
+    from lit_gen.run.checkpoint import read_checkpoint
+
+    a = read_checkpoint(a_dir / "checkpoints" / "last.ckpt")
+    b = read_checkpoint(b_dir / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"] > 0
+    assert a["lit_gen"]["g_steps"] == b["lit_gen"]["g_steps"] > 0
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    for sa, sb in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for pa, pb in zip(sa["state"].values(), sb["state"].values(), strict=True):
+            assert all(torch.equal(pa[key], pb[key]) for key in pa)
+
+
 def run_cli(module: str, *args: str, cwd: Path = ROOT, timeout: int = 600,
             env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m <module> args...` in a subprocess (for exit codes and DDP)."""

@@ -2,12 +2,14 @@
 
 Two training-batch paths: a DataLoader over CPU tensors (default), or, with
 `data.on_device=true`, `DeviceBatches` over one copy of the training set on the training
-device (no workers, no collate, no host-to-device copy per batch).
+device (no workers, no collate, no host-to-device copy per batch). With
+`data.group_batches=K` either path's batches reach Lightning K at a time (`GroupedBatches`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,6 +199,62 @@ class EpochShuffleSampler(Sampler[int]):
         return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
+@dataclass
+class BatchGroup:
+    """K consecutive training batches as one Lightning batch (`data.group_batches`): the
+    model trains on them in turn (`GenerativeModule.training_step`). Lightning's batch
+    `i` of the epoch holds the epoch's batches `i * size + j`, of `epoch_batches` in all."""
+
+    batches: list
+    size: int
+    epoch_batches: int
+
+    def map(self, fn: Callable) -> BatchGroup:
+        """The group with `fn` applied to each batch (device transfer, memory format)."""
+        return BatchGroup([fn(b) for b in self.batches], self.size, self.epoch_batches)
+
+
+class GroupedBatches:
+    """The batches of `inner` (a DataLoader, DeviceBatches or MemberBatches), `k` at a time
+    as `BatchGroup`s (the epoch's last group may be shorter), the first `limit` of them
+    when given (an int `trainer.limit_train_batches` counts the data's batches, as without
+    groups). Same batches, same order: Lightning's per-batch work (hooks, progress, fetch)
+    is paid once per k of them, which on a tiny model is as much as its step."""
+
+    def __init__(self, inner, k: int, limit: int | None = None):
+        self.inner, self.k, self.limit = inner, k, limit
+
+    def epoch_batches(self) -> int:
+        n = len(self.inner)
+        return n if self.limit is None else min(n, self.limit)
+
+    def __len__(self) -> int:
+        return math.ceil(self.epoch_batches() / self.k)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __iter__(self):
+        total, group = self.epoch_batches(), []
+        for batch in itertools.islice(self.inner, total):
+            group.append(batch)
+            if len(group) == self.k:
+                yield BatchGroup(group, self.k, total)
+                group = []
+        if group:
+            yield BatchGroup(group, self.k, total)
+
+
+def group_batches(batches, k: int, trainer=None):
+    """`batches` as Lightning's training batches: as they are (k = 1) or k at a time, an
+    int `trainer.limit_train_batches` taken as the number of the data's batches."""
+    if k == 1:
+        return batches
+    limit = getattr(trainer, "limit_train_batches", None)
+    return GroupedBatches(batches, k, limit if isinstance(limit, int) else None)
+
+
 def collate_batched(batch):
     """The dataset already returns a batch; keep it as (x, y)."""
     return batch
@@ -236,8 +294,9 @@ class GenerativeDataModule(L.LightningDataModule):
         self._skip = 0
 
     def skip_batches(self, n: int) -> None:
-        """The next training iteration starts `n` batches in (a mid-epoch resume)."""
-        self._skip = int(n)
+        """The next training iteration starts `n` Lightning batches in (a mid-epoch resume):
+        n * data.group_batches of this module's batches."""
+        self._skip = int(n) * self.cfg.group_batches
 
     def _take_skip(self) -> int:
         n, self._skip = self._skip, 0
@@ -339,9 +398,14 @@ class GenerativeDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         self.setup()
+        k, world_size = self.cfg.group_batches, self._training_device()[2]
+        if k > 1 and world_size > 1:
+            raise DataError(f"data.group_batches={k} trains in one process, this run has "
+                            f"{world_size}: set data.group_batches=1 for multi-device runs")
         if self.cfg.on_device:
-            return self.device_batches()
-        return self._loader(self.x_train, self.y_train, shuffle=True, augment=True)
+            return group_batches(self.device_batches(), k, self.trainer)
+        return group_batches(self._loader(self.x_train, self.y_train, shuffle=True, augment=True),
+                             k, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

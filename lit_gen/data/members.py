@@ -12,7 +12,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from lit_gen.data.base import DataInfo, DeviceBatches, GenerativeDataModule
+from lit_gen.data.base import DataInfo, DeviceBatches, GenerativeDataModule, group_batches
 
 
 class MemberBatches:
@@ -60,7 +60,13 @@ class MemberDataModule(L.LightningDataModule):
     def train_dataloader(self) -> MemberBatches:
         for m in self.members:  # each member's DeviceBatches follows the same trainer
             m.trainer = self.trainer
-        return MemberBatches([m.device_batches() for m in self.members])
+        return group_batches(MemberBatches([m.device_batches() for m in self.members]),
+                             self.cfg.group_batches, self.trainer)
+
+    def skip_batches(self, n: int) -> None:
+        """A mid-epoch resume: every member skips the batches done."""
+        for m in self.members:
+            m.skip_batches(n)
 
     def val_dataloader(self):
         # an ensemble's validation step would need every member's chunk; its sample metrics

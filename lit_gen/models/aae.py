@@ -46,7 +46,7 @@ class AAE(WAEGAN):
         g_out = self.latent_penalty(self.encode(x, y))
         return LossOutput(self.hparams.lam * g_out.loss, g_out.logs)
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def train_batch(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         opt_ae, opt_d, opt_e = self.optimizers()
         self.alternate([

@@ -189,7 +189,7 @@ class AdversarialModule(GenerativeModule):
                   if s is not None]
         return [opt_g, opt_d], scheds
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def train_batch(self, batch, batch_idx: int) -> None:
         real = Batch(*batch)
         opt_g, opt_d = self.optimizers()
         n = len(real.x)

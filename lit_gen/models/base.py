@@ -16,6 +16,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 
 from lit_gen import __version__
+from lit_gen.data.base import BatchGroup
 from lit_gen.errors import ConfigError, NonFiniteError
 from lit_gen.models.optim import (
     apply_fast_paths,
@@ -258,6 +259,10 @@ class GenerativeModule(L.LightningModule):
         self.skipped_steps = 0  # optimizer steps dropped for a non-finite loss or gradient
         self._skipped_in_batch = False
         self._direct_steps = False  # set at fit start (`direct_steps_allowed`)
+        #: the BatchGroup being trained (data.group_batches > 1), and whether its current
+        #: batch is its last
+        self._group: BatchGroup | None = None
+        self._last_of_group = True
         self._toggle_others: dict[int, list[nn.Parameter]] = {}
         self.ema_cfg = {"decay": None, "start_step": 0, **(ema or {})}
         self.generator_ema: nn.Module | None = None
@@ -274,7 +279,8 @@ class GenerativeModule(L.LightningModule):
     #: plain attributes set on every batch (Lightning's hook bookkeeping, our counters):
     #: set without nn.Module.__setattr__'s parameter/buffer/module checks, which cost a few
     #: microseconds each and add up to tens per batch
-    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "g_steps", "d_steps", "_direct_steps"})
+    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "g_steps", "d_steps", "_direct_steps",
+                                   "_group", "_last_of_group"})
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in GenerativeModule._PLAIN_ATTRIBUTES and not isinstance(value, nn.Module | Tensor):
@@ -426,7 +432,10 @@ class GenerativeModule(L.LightningModule):
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """A batch that is a tuple/list of tensors (every lit_gen dataset's) moves without
-        Lightning's generic walk over the collection; anything else goes to Lightning."""
+        Lightning's generic walk over the collection (a BatchGroup: each of its batches);
+        anything else goes to Lightning."""
+        if isinstance(batch, BatchGroup):
+            return batch.map(lambda b: self.transfer_batch_to_device(b, device, dataloader_idx))
         if isinstance(batch, tuple | list) and all(isinstance(t, Tensor) for t in batch):
             if all(t.device == device for t in batch):
                 return batch  # already there (data.on_device, CPU training)
@@ -437,6 +446,8 @@ class GenerativeModule(L.LightningModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, BatchGroup):
+            return batch.map(lambda b: self.on_after_batch_transfer(b, dataloader_idx))
         if self.hparams.channels_last and isinstance(batch, tuple | list) and batch \
                 and isinstance(batch[0], Tensor) and batch[0].ndim == 4:
             batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
@@ -597,6 +608,34 @@ class GenerativeModule(L.LightningModule):
         sums = {f"{k} (epoch sum)": v for k, v in self._train_logs.sums.items()}
         return self.nonfinite_error("epoch sums of the logged terms", host_scalars(sums))
 
+    def training_step(self, batch, batch_idx: int) -> None:
+        """Lightning's training batch: one batch of the data (`train_batch`, which each model
+        implements), or with `data.group_batches=K` a `BatchGroup` of K consecutive ones,
+        trained in turn with their own indices in the epoch, exactly as K Lightning batches
+        would be. A group stops where `trainer.max_steps` stops a run of single batches, and
+        writes its step logs once, on the last batch it trains (`is_log_step`)."""
+        if not isinstance(batch, BatchGroup):
+            return self.train_batch(batch, batch_idx)
+        self._group = batch
+        try:
+            for j, b in enumerate(batch.batches):
+                self._last_of_group = j + 1 == len(batch.batches)
+                self.train_batch(b, batch_idx * batch.size + j)
+                if self._max_steps_reached():
+                    break
+        finally:
+            self._group, self._last_of_group = None, True
+
+    def _max_steps_reached(self) -> bool:
+        trainer = self._trainer
+        return trainer is not None and 0 <= trainer.max_steps <= trainer.global_step
+
+    def epoch_batches(self) -> int:
+        """Training batches of the data per epoch (Lightning's, times data.group_batches)."""
+        if self._group is not None:
+            return self._group.epoch_batches
+        return max(int(self.trainer.num_training_batches), 1)
+
     def alternate(self, phases: Sequence[Phase], prog_bar=()) -> None:
         """One training batch of a model with a discriminator: the D phases on every batch,
         the G phases on every `n_critic`-th, in the order given, each with its optimizer
@@ -678,8 +717,10 @@ class GenerativeModule(L.LightningModule):
         trainer = self._trainer
         if trainer is None:
             return True
-        # Lightning's own test, made to be called during a step (see its `+ 1` comment)
-        return bool(trainer._logger_connector.should_update_logs)
+        # Lightning's own test, made to be called during a step (see its `+ 1` comment); in a
+        # BatchGroup, on the last batch it trains (called after the batch's optimizer steps)
+        last = self._last_of_group or self._max_steps_reached()
+        return last and bool(trainer._logger_connector.should_update_logs)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.write_step_logs()

@@ -181,8 +181,7 @@ class VAE(AutoEncoderModule):
         if hp.kl_warmup_steps > 0:
             return hp.beta * min(1.0, self.g_steps / hp.kl_warmup_steps)
         if hp.kl_warmup_epochs > 0:
-            batches = max(int(self.trainer.num_training_batches), 1)
-            progress = (self.current_epoch + batch_idx / batches) / hp.kl_warmup_epochs
+            progress = (self.current_epoch + batch_idx / self.epoch_batches()) / hp.kl_warmup_epochs
             return hp.beta * min(1.0, progress)
         return hp.beta
 
@@ -192,7 +191,7 @@ class VAE(AutoEncoderModule):
             return float(hp.capacity_max)
         return hp.capacity_max * min(1.0, self.g_steps / hp.capacity_steps)
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def train_batch(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         terms = self.elbo_terms(x, y)
         recon, kl = -terms.log_px.mean(), terms.kl.mean()

@@ -92,7 +92,7 @@ class VAEGAN(AutoEncoderModule):
         d = self.adv_loss.d_loss(d_real, d_fake)
         return LossOutput(d, {"d_loss": d, "d_real": d_real.mean(), "d_fake": d_fake.mean()})
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def train_batch(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         opt_e, opt_g, opt_d = self.optimizers()
         z_p = self.sample_latent(len(x))

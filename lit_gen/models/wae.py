@@ -74,7 +74,7 @@ class WAE(AutoEncoderModule):
         return self.configure_from((self.autoencoder_parameters(), self.hparams.g_optim,
                                     "model.g_optim"))
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def train_batch(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         out = self.autoencoder_loss(x, y)
         self.step_optimizer(self.optimizers(), out.loss, "loss", out.logs)
@@ -148,7 +148,7 @@ class WAEGAN(WAE):
 
         return Phase("d", opt_d, loss, "d_loss")
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def train_batch(self, batch, batch_idx: int) -> None:
         x, y = self.batch(batch)
         opt_ae, opt_d = self.optimizers()
         self.alternate([self.latent_d_phase(opt_d, x, y),

@@ -116,8 +116,8 @@ def test_reference_loops_name_their_counterparts():
 
     for fn in (plain.plain_gan, plain.plain_vae, plain.timed_loop, lit.run_bare):
         assert "Counterpart of `" in fn.__doc__, fn.__name__
-    assert "AdversarialModule.training_step" in plain.plain_gan.__doc__
-    assert "VAE.training_step" in plain.plain_vae.__doc__
+    assert "AdversarialModule.train_batch" in plain.plain_gan.__doc__
+    assert "VAE.train_batch" in plain.plain_vae.__doc__
     assert "lit_gen.fit" in script.__doc__
 
 

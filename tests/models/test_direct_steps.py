@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import lightning as L
 import pytest
-import torch
 
 from lit_gen.models import base
-from lit_gen.run.checkpoint import read_checkpoint
-from tests.conftest import ROOT, fit, tiny_overrides
+from tests.conftest import ROOT, assert_same_training, fit, tiny_overrides
 
 EXP = ROOT / "conf" / "experiment"
 
@@ -53,16 +51,7 @@ def test_direct_steps_equal_lightnings_path(experiment, extra, tmp_path, monkeyp
     monkeypatch.setattr(base, "direct_steps_allowed", lambda m: False)
     over = tiny_overrides(tmp_path / "lightning", epochs=2) + ["metrics.names=[]", *extra]
     lightning = fit([EXP / f"{experiment}.yaml"], over)
-    a = read_checkpoint(direct / "checkpoints" / "last.ckpt")
-    b = read_checkpoint(lightning / "checkpoints" / "last.ckpt")
-    assert a["global_step"] == b["global_step"] > 0
-    assert a["lit_gen"]["g_steps"] == b["lit_gen"]["g_steps"] > 0
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for k, v in a["state_dict"].items():
-        assert torch.equal(v, b["state_dict"][k]), k
-    for sa, sb in zip(a["optimizer_states"], b["optimizer_states"]):
-        for pa, pb in zip(sa["state"].values(), sb["state"].values()):
-            assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert_same_training(direct, lightning)
 
 
 def test_toggled_optimizer_freezes_only_the_other_players_parameters(tmp_path):

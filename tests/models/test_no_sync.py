@@ -107,6 +107,17 @@ def test_training_step_never_waits_for_the_device(exp, tmp_path, monkeypatch):
     assert watch.found == [], "\n".join(watch.found)
 
 
+def test_a_batch_group_never_waits_for_the_device(tmp_path, monkeypatch):
+    """data.group_batches: the K batches of a Lightning batch are as asynchronous as K
+    Lightning batches."""
+    watch = SyncWatch()
+    watch.install(monkeypatch)
+    fit([ROOT / "conf" / "experiment" / "wgan_gp_grid2d.yaml"], tiny_overrides(tmp_path / "r") + NO_METRICS + [
+        "trainer.limit_train_batches=2", "trainer.log_every_n_steps=1000", "data.group_batches=3"])
+    assert watch.steps == 2
+    assert watch.found == [], "\n".join(watch.found)
+
+
 def test_the_watch_sees_a_host_read(tmp_path, monkeypatch):
     """The same watch flags a model that logs a Python float every step (a copy to the
     device) and one that calls .item() in its step: the test above can fail."""
@@ -114,7 +125,7 @@ def test_the_watch_sees_a_host_read(tmp_path, monkeypatch):
 
     watch = SyncWatch()
     watch.install(monkeypatch)
-    original = AdversarialModule.training_step
+    original = AdversarialModule.train_batch
 
     def step(module, batch, batch_idx):
         original(module, batch, batch_idx)
@@ -123,7 +134,7 @@ def test_the_watch_sees_a_host_read(tmp_path, monkeypatch):
             pass
 
     step.__code__ = step.__code__.replace(co_filename=str(ROOT / "lit_gen" / "models" / "fake.py"))
-    monkeypatch.setattr(AdversarialModule, "training_step", step)
+    monkeypatch.setattr(AdversarialModule, "train_batch", step)
     fit([ROOT / "conf" / "experiment" / "gan_ring2d.yaml"],
         tiny_overrides(tmp_path / "r") + ["trainer.limit_train_batches=2",
                                           "trainer.log_every_n_steps=1000"])

@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     p.add_argument("--mnist-root", help="a data.root holding MNIST/raw/ (adds real MNIST cases)")
     p.add_argument("--seed", type=int)
     p.add_argument("--clock", choices=("wall", "process"),
-                   help="throughput by wall clock (default) or by this process's CPU time")
+                   help="throughput by wall clock (default) or by CPU time: this process's "
+                        "(in-process sections), each measured process's (whole process)")
     p.add_argument("--net-overrides", type=_csv(str),
                    help="config overrides for the GAN nets of both sides, comma-separated")
     p.add_argument("--no-lightning-floor", dest="lightning_floor", action="store_false",
@@ -72,7 +73,8 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     p.add_argument("--process-threads", type=int, help="whole process: torch threads of both sides")
     p.add_argument("--process-repeats", type=int)
     p.add_argument("--steps-per-batch", type=_csv(int),
-                   help="whole process: also bare Lightning with K plain steps per batch")
+                   help="whole process: also bare Lightning with K plain steps per batch, "
+                        "and lit_gen.fit with data.group_batches=K")
     p.add_argument("--thread-policy", action="store_true", default=None,
                    help="whole runs of the first experiment quiet, beside a busy process, "
                         "and two side by side (the run's own thread policy)")

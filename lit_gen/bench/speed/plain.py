@@ -134,7 +134,7 @@ def plain_gan(cfg, s: Settings, device: torch.device, shape: tuple[int, ...],
     penalties), a G step every n_critic batches with D frozen (called under autocast when
     the precision asks; penalties turn it off for their fp32 part as in lit_gen).
 
-    Counterpart of `lit_gen.models.adversarial.AdversarialModule.training_step` (the one
+    Counterpart of `lit_gen.models.adversarial.AdversarialModule.train_batch` (the one
     GAN loop: its D step, `n_critic`, the G step with D frozen)."""
     from lit_gen.config import to_container
     from lit_gen.losses import LOSSES, PENALTIES
@@ -181,7 +181,7 @@ def plain_vae(cfg, s: Settings, device: torch.device, shape: tuple[int, ...],
     logits (Bernoulli) or mean (Gaussian with fixed std), one Adam over both nets; the same
     likelihoods and KL as lit_gen's VAE (lit_gen.losses.vae), computed in fp32.
 
-    Counterpart of `lit_gen.models.vae.VAE.training_step` (its ELBO terms and one optimizer
+    Counterpart of `lit_gen.models.vae.VAE.train_batch` (its ELBO terms and one optimizer
     step over encoder and decoder)."""
     from lit_gen.config import to_container
     from lit_gen.losses.vae import LIKELIHOODS, gaussian_kl, reparameterize

@@ -36,6 +36,7 @@ from lit_gen.bench.speed.settings import (
     SIDE_BY_SIDE_TARGET,
     Settings,
     TrainCase,
+    is_k_side,
 )
 
 #: both sides train without validation (the plain script has none) and monitor nothing
@@ -78,11 +79,22 @@ def finish(proc: subprocess.Popen, log_file: Path) -> None:
                            f"\n{tail}")
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path, log_file: Path) -> float:
-    """Wall seconds of one process, from start to exit."""
-    t0 = time.perf_counter()
+def timed(argv: list[str], env: dict[str, str], cwd: Path, log_file: Path,
+          clock: str = "wall") -> float:
+    """Seconds of one process, from start to exit: wall clock, or (clock "process") the CPU
+    time it used (user + system, its children included), which a busy neighbour on a
+    shared machine changes far less. Processes timed this way run one at a time."""
+    t0, cpu0 = time.perf_counter(), children_cpu_seconds()
     finish(start(argv, env, cwd, log_file), log_file)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0 if clock == "wall" else children_cpu_seconds() - cpu0
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) children."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Experiment:
@@ -132,17 +144,23 @@ def epochs_of(name: str, s: Settings) -> int:
 
 
 def sides(s: Settings) -> dict[str, tuple[str, int]]:
-    """Whole-process sides: name -> (kind, plain steps per Lightning batch); `lit_gen_before`
-    is `lit_gen.fit` of the `--before-root` checkout."""
+    """Whole-process sides: name -> (kind, steps per Lightning batch); `lit_gen_before`
+    is `lit_gen.fit` of the `--before-root` checkout, `lit_gen_kK` this checkout's with
+    `data.group_batches=K`, `lightning_kK` bare Lightning taking K plain steps per batch."""
     out = {"plain": ("plain", 1), "lightning": ("bare", 1), "lit_gen": ("lit_gen", 1)}
     if s.before_root:
         out["lit_gen_before"] = ("lit_gen", 1)
-    out.update({f"lightning_k{k}": ("bare", k) for k in s.steps_per_batch if k > 1})
+    for k in s.steps_per_batch:
+        if k > 1:
+            out.update({f"lightning_k{k}": ("bare", k), f"lit_gen_k{k}": ("lit_gen", k)})
     return out
 
 
+
 def in_epoch(exp: Experiment, s: Settings, device: torch.device) -> dict[str, float]:
-    """ms per step inside the epoch (the in-process window) for plain / bare / lit_gen."""
+    """ms per step inside the epoch (the in-process window) for plain / bare / lit_gen; the
+    window counts Lightning batches, so lit_gen runs one batch per Lightning batch here
+    (data.group_batches=1; the whole-process sides show the groups)."""
     from lit_gen import validation
 
     n_batches = len(exp.dm.x_train) // exp.batch_size
@@ -152,12 +170,12 @@ def in_epoch(exp: Experiment, s: Settings, device: torch.device) -> dict[str, fl
     cfg = validation.load([experiment_file(exp.name)], NO_VALIDATION + [
         f"seed={s.seed}", "trainer.max_epochs=1", f"trainer.limit_train_batches={warmup + steps}",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        f"trainer.accelerator={device.type}", "trainer.devices=1"])
+        f"trainer.accelerator={device.type}", "trainer.devices=1", "data.group_batches=1"])
     case = TrainCase(cfg.model.name, int(exp.dm.info().shape[-1]), exp.name, "dataloader")
     runs: dict[str, Callable[[], dict]] = {
         "plain": lambda: run_plain(cfg, si, case, device, exp.dm),
         "lightning": lambda: run_bare(cfg, si, case, device, exp.dm),
-        "lit_gen": lambda: run_lit(cfg, si, device, exp.dm)}
+        "lit_gen": lambda: run_lit(cfg, si, device)}  # its own data module: cfg's group size
     times: dict[str, list[float]] = {k: [] for k in runs}
     for r in range(s.repeats):
         order = list(runs)[r % 3:] + list(runs)[:r % 3]
@@ -193,12 +211,16 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
                     e = epochs * mult
                     out = tmp / f"{side}-r{r}-e{e}"
                     if kind == "lit_gen":
-                        argv, env, cwd = exp.fit_argv(e, out), envs[side], roots[side]
+                        root = "lit_gen_before" if side == "lit_gen_before" else "lit_gen"
+                        group = [f"data.group_batches={k}"] if k > 1 else []
+                        argv, env, cwd = exp.fit_argv(e, out, group), envs[root], roots[root]
                     else:
                         argv = exp.script_argv(kind, e, out, s.process_threads, k)
                         env, cwd = envs["script"], ROOT
-                    wall[mult] = timed(argv, env, cwd, tmp / f"{out.name}.log")
-                steps_1, steps_3 = exp.steps(epochs, k), exp.steps(3 * epochs, k)
+                    wall[mult] = timed(argv, env, cwd, tmp / f"{out.name}.log", s.clock)
+                # the bare loop drops an epoch's last K-1 batches, lit_gen's last group is short
+                kb = k if kind == "bare" else 1
+                steps_1, steps_3 = exp.steps(epochs, kb), exp.steps(3 * epochs, kb)
                 ms = (wall[3] - wall[1]) / (steps_3 - steps_1) * 1e3
                 per_step[side].append(ms)
                 startup[side].append(wall[1] - steps_1 * ms / 1e3)
@@ -220,7 +242,7 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
     row["ratio_vs_lightning"] = round(row["lightning"]["ms_per_step"]
                                       / row["lit_gen"]["ms_per_step"], 4)
     for side in all_sides:
-        if side.startswith("lightning_k"):
+        if is_k_side(side):
             row[side]["ratio"] = round(plain / row[side]["ms_per_step"], 4)
     if "lit_gen_before" in row:
         row["lit_gen_before"]["ratio"] = round(plain / row["lit_gen_before"]["ms_per_step"], 4)

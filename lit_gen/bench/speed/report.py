@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lit_gen.bench.speed.settings import FID_SPEEDUP_TARGET, RATIO_TARGET
+from lit_gen.bench.speed.settings import FID_SPEEDUP_TARGET, RATIO_TARGET, is_k_side
 
 
 def summarize(result: dict) -> list[dict]:
@@ -59,8 +59,8 @@ def format_report(result: dict) -> str:
                      "LightningModule; L/plain = Lightning's own cost)")
         lines.append("")
     if result["process"]:
-        lines.append("whole process (ms per step, start-up cancelled: N vs 3N epochs of "
-                     "`python -m lit_gen.fit` and of the plain script)")
+        lines.append(f"whole process ({st['clock']}-clock ms per step, start-up cancelled: N vs "
+                     "3N epochs of `python -m lit_gen.fit` and of the plain script)")
         lines.append(f"{'experiment':<16}{'plain':>9}{'L-bare':>9}{'lit_gen':>9}{'ratio':>8}"
                      f"{'L/plain':>9}{'vs L':>8}{'in-epoch':>10}{'start-up s':>14}  status")
         for r in result["process"]:
@@ -71,7 +71,7 @@ def format_report(result: dict) -> str:
                          f"{r['ratio_vs_lightning']:>8.3f}{r['in_epoch_ratio']:>10.3f}"
                          f"{startup:>14}  {r['status']}")
             for side, v in r.items():
-                if side.startswith("lightning_k") or side == "lit_gen_before":
+                if is_k_side(side) or side == "lit_gen_before":
                     lines.append(f"  {side}: {v['ms_per_step']} ms/step, x{v['ratio']} of plain, "
                                  f"start-up {v['startup_s']} s")
             lines.append(f"  load average {r['load_avg']}")

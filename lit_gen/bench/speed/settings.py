@@ -93,3 +93,8 @@ def train_cases(s: Settings) -> list[TrainCase]:
                 for batches in s.batches:
                     cases.append(TrainCase(model, size, data, batches))
     return cases
+
+
+def is_k_side(side: str) -> bool:
+    """A side with K steps per Lightning batch (`process.sides`)."""
+    return side.startswith(("lightning_k", "lit_gen_k"))
