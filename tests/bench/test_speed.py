@@ -194,6 +194,29 @@ def test_reference_scripts_train(tmp_path):
     assert "lightning" in sys.modules
 
 
+def plain_ms(row: dict) -> float:
+    return row["plain"]["ms_per_step"]
+
+
+def test_whole_process_sides_time_lit_gen_with_batch_groups(tmp_path, monkeypatch):
+    """`--steps-per-batch K` adds lit_gen.fit with data.group_batches=K, counted by the
+    data's batches (a short last group still trains), and the --clock it is given."""
+    from lit_gen.bench.speed import process
+    from lit_gen.bench.speed.settings import Settings
+
+    assert process.sides(Settings(steps_per_batch=[4]))["lit_gen_k4"] == ("lit_gen", 4)
+    calls = []
+    monkeypatch.setattr(process, "timed", lambda argv, env, cwd, log, clock="wall":
+                        calls.append((argv, clock)) or float(len(calls)))
+    monkeypatch.setattr(process, "in_epoch", lambda exp, s, device: {"plain": 1.0, "lightning": 1.0,
+                                                                    "lit_gen": 1.0})
+    s = Settings(steps_per_batch=[4], process_repeats=1, epochs=1, clock="process")
+    process.bench_experiment("gan_ring2d", s, torch.device("cpu"), process.ROOT, lambda m: None)
+    grouped = [argv for argv, _ in calls if "data.group_batches=4" in argv]
+    assert len(grouped) == 2 and all("lit_gen.fit" in argv for argv in grouped)
+    assert {clock for _, clock in calls} == {"process"}
+
+
 @pytest.mark.slow
 def test_whole_process_section(tmp_path):
     out = tmp_path / "process.json"
@@ -205,8 +228,10 @@ def test_whole_process_section(tmp_path):
     (row,) = result["process"]
     assert row["experiment"] == "gan_ring2d" and row["epochs"] == [1, 3]
     assert row["steps"][1] == 3 * row["steps"][0]
-    for side in ("plain", "lightning", "lit_gen", "lightning_k2"):
+    for side in ("plain", "lightning", "lit_gen", "lightning_k2", "lit_gen_k2"):
         assert math.isfinite(row[side]["ms_per_step"]) and row[side]["runs_ms_per_step"]
+    assert row["lit_gen_k2"]["ratio"] == pytest.approx(plain_ms(row) / row["lit_gen_k2"]["ms_per_step"],
+                                                       rel=2e-3)
     plain, lit = row["plain"]["ms_per_step"], row["lit_gen"]["ms_per_step"]
     assert row["ratio"] == pytest.approx(plain / lit, rel=2e-3)
     assert row["ratio"] == pytest.approx(row["lightning_ratio"] * row["ratio_vs_lightning"], rel=3e-3)

@@ -53,7 +53,7 @@ class Settings:
     before_root: str | None = None  # another checkout's lit_gen.fit, timed interleaved
     process_threads: int = 1  # torch threads of both sides (run.threads for lit_gen.fit)
     process_repeats: int = 2
-    steps_per_batch: list[int] = field(default_factory=list)  # bare-Lightning K-step variants
+    steps_per_batch: list[int] = field(default_factory=list)  # K-step variants (bare, lit_gen)
     thread_policy: bool = False  # quiet / busy neighbour / two runs side by side
 
 
