@@ -631,7 +631,8 @@ class GenerativeModule(L.LightningModule):
         return trainer is not None and 0 <= trainer.max_steps <= trainer.global_step
 
     def epoch_batches(self) -> int:
-        """Training batches of the data per epoch (Lightning's, times data.group_batches)."""
+        """Training batches of the data per epoch: Lightning's count, or in a BatchGroup the
+        data's (a group holds several)."""
         if self._group is not None:
             return self._group.epoch_batches
         return max(int(self.trainer.num_training_batches), 1)
