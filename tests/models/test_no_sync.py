@@ -113,7 +113,7 @@ def test_a_batch_group_never_waits_for_the_device(tmp_path, monkeypatch):
     watch = SyncWatch()
     watch.install(monkeypatch)
     fit([ROOT / "conf" / "experiment" / "wgan_gp_grid2d.yaml"], tiny_overrides(tmp_path / "r") + NO_METRICS + [
-        "trainer.limit_train_batches=2", "trainer.log_every_n_steps=1000", "data.group_batches=3"])
+        "trainer.limit_train_batches=6", "trainer.log_every_n_steps=1000", "data.group_batches=3"])
     assert watch.steps == 2
     assert watch.found == [], "\n".join(watch.found)
 
