@@ -116,7 +116,8 @@ class Cell:
     values: list[float]  # finite values of the finished runs, in run-name order
     missing: int  # finished runs without the metric
     nonfinite: int  # finished runs where it is nan/inf
-    failed: int  # runs of the row that did not finish
+    failed: int  # runs of the row that started and did not finish
+    not_started: int = 0  # runs planned in sweep.json without a run dir
 
     @property
     def mean(self) -> float | None:
@@ -137,7 +138,9 @@ class Cell:
         if not self.values:
             if self.nonfinite:
                 return "nan"
-            return "missing" if self.missing else "failed"
+            if self.missing:
+                return "missing"
+            return NOT_STARTED if self.not_started and not self.failed else "failed"
         mean, std = self.mean, self.spread(spread)
         out = mean_spread_text(mean, std)
         notes = [f"{n} {what}" for n, what in ((self.missing, "missing"),
@@ -178,7 +181,8 @@ def make_cell(runs: list[RunRecord], metric: str) -> Cell:
             values.append(float(v))
         else:
             nonfinite += 1
-    return Cell(values, missing, nonfinite, sum(r.status != FINISHED for r in runs))
+    status = Counter(r.status for r in runs)
+    return Cell(values, missing, nonfinite, status[FAILED], status[NOT_STARTED])
 
 
 # --- reference rows and published numbers ------------------------------------------------
@@ -595,8 +599,9 @@ def render_markdown(table: Table, title: str, command: str, sources: list[str]) 
                  f"'{'/'.join(table.over)}' lists their {', '.join(table.over)} values, "
                  "'epochs' the training budget (trainer.max_epochs, or trainer.max_steps when "
                  "only it is set: D and G optimizer steps together). A cell says `failed` when "
-                 "no run of the row finished, `missing` when the finished runs did not record "
-                 "the metric.")
+                 "no run of the row finished (crashed, interrupted or still running), `not "
+                 "started` when none of its planned runs has started, `missing` when the "
+                 "finished runs did not record the metric.")
     lines += ["", "| " + " | ".join(_md_escape(h) for h in head) + " |",
               "|" + "|".join("---" for _ in head) + "|"]
     for row in table.rows:

@@ -183,6 +183,24 @@ def test_planned_runs_without_a_run_dir_count_as_not_started(runs, tmp_path):
     assert "run `gan_ring2d,seed=2` not started (planned in sweep.json" in md
 
 
+def test_metric_cells_of_a_row_with_no_started_run_say_not_started(runs, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    state = {"command": ["python", "-m", "lit_gen.fit", "--config",
+                         str(root / ""), "${args_no_hyphens}"],
+             "runs": []}
+    for exp in ("gan_grid2d", "lsgan_mnist"):  # nothing started / one failed run exists
+        state["command"][4] = str(root / f"conf/experiment/{exp}.yaml")
+        state["runs"] = [{"name": f"{exp},seed=7", "params": {"seed": 7}}]
+        (runs / "sweep.json").write_text(json.dumps(state))
+        md, rows = table_files(runs, tmp_path / exp, "--metrics", "fid")
+        model, dataset = exp.split("_")
+        row = row_of(rows, model, dataset)
+        expected = ("not started", "1 not started") if exp == "gan_grid2d" else \
+            ("failed", "2 failed, 1 not started")
+        assert (row["fid mean"], row["failed"]) == expected
+        assert md_row(md, model, dataset)[-1] == expected[0]
+
+
 def test_wandb_runs_become_records():
     class FakeRun:  # the attributes of wandb.apis.public.Run that bench reads
         name = "glad-sun-3"
