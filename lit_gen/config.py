@@ -208,6 +208,8 @@ class MetricsConfig:
     memorization_min_cell: int = 20  # generated samples a cell needs to be scored
     fd_inf_points: int = 5  # sample sizes of the FD-infinity fit (Chong & Forsyth 2020)
     fd_inf_min_samples: int | None = None  # smallest of them (None: num_samples // 5)
+    # `classes`: a class is covered when its share of the samples is >= this x its real share
+    class_min_share: float = 0.1
     recon_split: str = "test"  # images encoded and decoded for recon_fid (autoencoders)
     latent_sampler: str = "prior"  # autoencoders: prior | gmm | two_stage (lit_gen.metrics.latent_samplers)
     latent_sampler_file: str | None = None  # the fitted sampler (None: next to the checkpoint)

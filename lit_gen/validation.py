@@ -103,6 +103,8 @@ def validate_metrics_config(cfg) -> None:
         raise ConfigError(f"metrics.memorization_split ({m.memorization_split}) must differ from "
                           f"metrics.real_split ({m.real_split}): the test compares the samples "
                           "with held-out real images")
+    if not 0 < m.class_min_share <= 1:
+        raise ConfigError(f"metrics.class_min_share must be in (0, 1], got {m.class_min_share}")
     if "fd_inf" in m.names and m.fd_inf_points < 2:
         raise ConfigError(f"metrics.fd_inf_points must be at least 2 (a line is fitted), got "
                           f"{m.fd_inf_points}")
@@ -139,7 +141,12 @@ def validate_metrics_config(cfg) -> None:
         raise ConfigError(f"metrics.latent_sampler={m.latent_sampler} needs an autoencoder (a "
                           f"model with an encoder); '{cfg.model.name}' has none")
     if image:
-        FEATURE_EXTRACTORS.get(m.feature_extractor, "metrics.feature_extractor").check(m)
+        extractor = FEATURE_EXTRACTORS.get(m.feature_extractor, "metrics.feature_extractor")
+        if "classes" in m.names and "classes" not in extractor.layers:
+            raise ConfigError(f"metrics.names: 'classes' counts a domain classifier's classes; "
+                              f"set metrics.feature_extractor=classifier (not "
+                              f"'{m.feature_extractor}')")
+        extractor.check(m)
 
     monitored = metric_of_key(cfg.run.monitor)
     if monitored is not None:

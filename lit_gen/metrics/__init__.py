@@ -15,7 +15,7 @@ This module stays light (no torch-fidelity import): `lit_gen.validation` imports
 
 from __future__ import annotations
 
-IMAGE_METRICS = ("isc", "fid", "kid", "prc", "dc", "memorization", "fd_inf")
+IMAGE_METRICS = ("isc", "fid", "kid", "prc", "dc", "memorization", "fd_inf", "classes")
 METRIC_NAMES = (*IMAGE_METRICS, "recon_fid", "toy", "likelihood")
 
 #: metric name -> the keys it logs and writes to metrics.json
@@ -27,6 +27,7 @@ METRIC_KEYS = {
     "dc": ("density", "coverage"),
     "memorization": ("ct_score", "nn_distance_ratio"),
     "fd_inf": ("fd_inf",),  # also fid_n<N> for each sample size of the fit
+    "classes": ("classes_covered", "class_reverse_kl"),  # domain classifier's predictions
     "recon_fid": ("recon_fid",),
     "toy": ("modes_captured", "high_quality_pct", "mode_reverse_kl"),
     "likelihood": ("elbo", "iwae_ll"),

@@ -203,7 +203,8 @@ class Evaluator:
         feature_opts = FeatureMetricOptions(
             dc_neighborhood=m.dc_neighborhood, memorization_cells=m.memorization_cells,
             memorization_min_cell=m.memorization_min_cell, fd_inf_points=m.fd_inf_points,
-            fd_inf_min_samples=m.fd_inf_min_samples, seed=self.seed)
+            fd_inf_min_samples=m.fd_inf_min_samples, class_min_share=m.class_min_share,
+            seed=self.seed)
         return opts, feature_opts
 
     def image_metrics(self, samples: Tensor, device) -> tuple[dict, dict]:

@@ -157,7 +157,8 @@ class ClassifierExtractor:
     numbers are comparable only between runs that use the same classifier file (sha256)."""
 
     fidelity_name = "lit-gen-classifier"
-    layers = {"fid": "penultimate", "kid": "penultimate", "prc": "penultimate", "isc": "logits"}
+    layers = {"fid": "penultimate", "kid": "penultimate", "prc": "penultimate", "isc": "logits",
+              "classes": "logits"}
 
     def check(self, m) -> None:
         if m.classifier_ckpt is None:

@@ -49,6 +49,39 @@ def density_coverage(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float]
             "coverage": float(inside.any(dim=1).double().mean())}
 
 
+def class_coverage(real_logits: Tensor, fake_logits: Tensor,
+                   min_share: float = 0.1) -> tuple[dict[str, float], dict]:
+    """Classes a generator covers, by a domain classifier's predictions (argmax of logits).
+
+    With p_c the share of the real images predicted as class c and q_c that of the
+    generated ones, class c is covered when q_c >= min_share * p_c (a class the real images
+    never fall in cannot be covered), and the reverse KL of the class histograms is
+      KL(q || p) = sum_{c: q_c > 0} q_c log(q_c / p_c)   (nats; inf if q puts mass where p has none),
+    the image analogue of the toy sets' mode reverse KL (q against the data's own class
+    shares instead of uniform modes).
+
+    Args:
+        real_logits: (N, K) the classifier's logits on real images; fake_logits: (M, K).
+        min_share: the fraction of its real share a class needs among the generated images.
+
+    Returns:
+        ({"classes_covered": count, "class_reverse_kl": nats},
+         {"real": per-class counts, "generated": per-class counts}).
+    """
+    if real_logits.ndim != 2 or fake_logits.shape[1:] != real_logits.shape[1:]:
+        raise ValueError(f"class logits must be (N, K) on both sides, got "
+                         f"{tuple(real_logits.shape)} and {tuple(fake_logits.shape)}")
+    k = real_logits.shape[1]
+    real_counts = torch.bincount(real_logits.argmax(dim=1), minlength=k).double()
+    fake_counts = torch.bincount(fake_logits.argmax(dim=1), minlength=k).double()
+    p, q = real_counts / real_counts.sum(), fake_counts / fake_counts.sum()
+    covered = (p > 0) & (q >= min_share * p)
+    nz = q > 0
+    reverse_kl = float((q[nz] * (q[nz] / p[nz]).log()).sum())
+    counts = {"real": [int(c) for c in real_counts], "generated": [int(c) for c in fake_counts]}
+    return {"classes_covered": int(covered.sum()), "class_reverse_kl": reverse_kl}, counts
+
+
 def _mann_whitney_z(gen: np.ndarray, test: np.ndarray) -> float:
     """Z-scored Mann-Whitney U of (generated, held-out) distances, as in Meehan et al.'s
     released code: U counts pairs where the generated distance is the larger (ties 1/2),

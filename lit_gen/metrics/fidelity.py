@@ -225,6 +225,7 @@ class FeatureMetricOptions:
     memorization_min_cell: int = 20
     fd_inf_points: int = 5
     fd_inf_min_samples: int | None = None
+    class_min_share: float = 0.1
     seed: int = 0
 
 
@@ -317,7 +318,7 @@ def fidelity_metrics(fake: Tensor, real: Tensor | None, names, extractor: Prepar
         fe = create_feature_extractor(extractor.fidelity_name, sorted(used), **kwargs)
         gen = _Side(fake_u8, "generated", None, fe, kwargs)
         # FID alone needs only the real statistics (torch-fidelity caches them separately)
-        stats_only = not any(n in names for n in ("kid", "prc", "dc", "memorization"))
+        stats_only = not any(n in names for n in ("kid", "prc", "dc", "memorization", "classes"))
         ref = _Side(real_u8, "real", cache_name, fe, kwargs, stats_only) if binary else None
         if "isc" in names:
             raw = isc_featuresdict_to_metric(gen.features(), extractor.layers["isc"], **kwargs)
@@ -355,6 +356,13 @@ def fidelity_metrics(fake: Tensor, real: Tensor | None, names, extractor: Prepar
             values.update({f"fid_n{n}": v for n, v in out["fid_n"].items()})
             extra["fd_inf"] = {"sample_sizes": sizes, "slope": out["slope"],
                                "fit": "FID_n = fd_inf + slope / n (Chong & Forsyth 2020)"}
+        if "classes" in names:
+            layer = extractor.layers["classes"]
+            found, counts = fm.class_coverage(ref.features()[layer], gen.features()[layer],
+                                              feature_options.class_min_share)
+            values.update(found)
+            extra["classes"] = {"min_share": feature_options.class_min_share,
+                                "counts": counts, "predicted_by": extractor.name}
     protocol = {
         "feature_extractor": extractor.name,
         "feature_extractor_weights": extractor.weights_path,

@@ -8,6 +8,7 @@ import scipy.linalg
 import torch
 
 from lit_gen.metrics.feature_metrics import (
+    class_coverage,
     data_copying_ct,
     density_coverage,
     fd_infinity,
@@ -111,3 +112,39 @@ def test_sample_sizes_are_even_in_one_over_n():
     assert sizes[0] == 2000 and sizes[-1] == 10000 and len(sizes) == 5
     inv = 1 / np.array(sizes)
     assert np.diff(inv) == pytest.approx(np.full(4, np.diff(inv).mean()), rel=1e-3)
+
+
+def _logits(classes: list[int], k: int = 4) -> torch.Tensor:
+    """Logits whose argmax is each given class (non-trivial values elsewhere)."""
+    g = torch.Generator().manual_seed(len(classes))
+    x = torch.randn(len(classes), k, generator=g)
+    x[torch.arange(len(classes)), torch.tensor(classes)] = 10.0
+    return x
+
+
+def test_class_coverage_hand_computed():
+    real = _logits([0] * 4 + [1] * 4 + [2] * 2)  # p = (.4, .4, .2, 0)
+    fake = _logits([0] * 5 + [1] + [2] * 4)  # q = (.5, .1, .4, 0)
+    values, counts = class_coverage(real, fake, min_share=0.1)
+    assert counts == {"real": [4, 4, 2, 0], "generated": [5, 1, 4, 0]}
+    # KL(q || p) = .5 ln(.5/.4) + .1 ln(.1/.4) + .4 ln(.4/.2)
+    assert values["class_reverse_kl"] == pytest.approx(0.2502012, abs=1e-6)
+    from scipy.stats import entropy
+    assert values["class_reverse_kl"] == pytest.approx(entropy([.5, .1, .4], [.4, .4, .2]), rel=1e-12)
+    assert values["classes_covered"] == 3
+    # class 1 holds .1 of the samples against .4 of the real images: covered down to a
+    # required share of .25, not above
+    assert class_coverage(real, fake, min_share=0.25)[0]["classes_covered"] == 3
+    assert class_coverage(real, fake, min_share=0.26)[0]["classes_covered"] == 2
+
+
+def test_class_coverage_collapse_and_mass_outside_the_data():
+    real = _logits([0, 1, 2, 3] * 5)  # uniform over 4 classes
+    collapsed, _ = class_coverage(real, _logits([2] * 7))
+    assert collapsed == {"classes_covered": 1, "class_reverse_kl": pytest.approx(np.log(4))}
+    same, _ = class_coverage(real, _logits([0, 1, 2, 3] * 3))
+    assert same == {"classes_covered": 4, "class_reverse_kl": pytest.approx(0.0, abs=1e-12)}
+    outside, _ = class_coverage(_logits([0, 1] * 5), _logits([0, 1, 3]))
+    assert outside["classes_covered"] == 2 and outside["class_reverse_kl"] == float("inf")
+    with pytest.raises(ValueError, match="class logits must be"):
+        class_coverage(real, torch.zeros(3, 5))

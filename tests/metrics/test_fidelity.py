@@ -100,6 +100,25 @@ def test_kid_equals_numpy_mmd_and_prc_bounds():
     assert far["precision"] == pytest.approx(0.0) and far["recall"] == pytest.approx(0.0)
 
 
+def first_pixel_classes(classes: list[int]) -> torch.Tensor:
+    """Images whose first pixel puts them in the fixed extractor's class c (uint8 50c + 10)."""
+    x = torch.zeros(len(classes), 1, 4, 4)
+    x[:, 0, 0, 0] = (torch.tensor(classes, dtype=torch.float32) * 50 + 10) / 127.5 - 1
+    return x
+
+
+def test_classes_metric_counts_the_classifier_predictions():
+    real = first_pixel_classes([0] * 3 + [1] * 3 + [4] * 4)  # p = (.3, .3, 0, 0, .4)
+    fake = first_pixel_classes([0] * 2 + [4] * 8)  # q = (.2, 0, 0, 0, .8)
+    values, protocol = fidelity_metrics(fake, real, ["classes"], fixed_extractor())
+    assert values["classes_covered"] == 2
+    # .2 ln(.2 / .3) + .8 ln(.8 / .4)
+    assert values["class_reverse_kl"] == pytest.approx(0.4734247, abs=1e-6)
+    assert protocol["classes"]["counts"] == {"real": [3, 3, 0, 0, 4], "generated": [2, 0, 0, 0, 8]}
+    assert protocol["classes"]["min_share"] == 0.1
+    assert protocol["feature_layers"] == {"classes": "onehot"}
+
+
 def test_real_statistics_are_cached(tmp_path, monkeypatch, digits_classifier):
     """Second evaluation: the real images are not fed to the extractor again, same numbers."""
     from lit_gen import validation
@@ -152,8 +171,9 @@ def test_classifier_fid_of_real_split_against_itself_is_zero_and_noise_is_far(di
                            f"metrics.classifier_ckpt={digits_classifier}"])
     ext = prepare_extractor(cfg.metrics)
     x, _ = build_datamodule(cfg.data).split("test")
-    same, _ = fidelity_metrics(x, x.clone(), ["fid"], ext)
+    same, _ = fidelity_metrics(x, x.clone(), ["fid", "classes"], ext)
     assert same["fid"] == pytest.approx(0.0, abs=1e-3)
+    assert same["classes_covered"] == 10 and same["class_reverse_kl"] == pytest.approx(0.0, abs=1e-12)
     noise, _ = fidelity_metrics(grey_images(297, 6, size=8), x, ["fid"], ext)
     assert noise["fid"] > 1.0
 

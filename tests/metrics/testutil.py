@@ -57,7 +57,7 @@ register_with_fidelity("lit-gen-test-fixed", FixedFeatures)
 
 
 def fixed_extractor(isc_layer: str = "onehot") -> PreparedExtractor:
-    layers = {"fid": "pixels", "kid": "unit", "prc": "unit", "isc": isc_layer}
+    layers = {"fid": "pixels", "kid": "unit", "prc": "unit", "isc": isc_layer, "classes": "onehot"}
     return PreparedExtractor("fixed", "lit-gen-test-fixed", "none", "0" * 64, 0, layers)
 
 
