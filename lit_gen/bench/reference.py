@@ -75,6 +75,9 @@ def reference_rows(cfg) -> list[dict]:
             (NOISE, uniform_noise(len(real), tuple(x.shape[1:]), cfg.seed),
              f"{len(real)} images of uniform [-1, 1] pixels vs the {m.real_split} split")):
         values, protocol = evaluator.compute({"samples": samples})
+        if "fid" in values:  # also under fid_n<N>: the key of FID at this n in runs that
+            # record `fd_inf` (fid_n<N> at several N), so a table can divide at equal n
+            values.setdefault(f"fid_n{protocol['fid_n']}", values["fid"])
         rows.append({"name": name, "what": what, "metrics": values, "protocol": protocol})
     return rows
 

@@ -51,6 +51,7 @@ def test_floor_and_noise_match_an_independent_fid(cfg, digits_classifier):
     assert rows["uniform noise"]["metrics"]["fid"] == pytest.approx(numpy_fid(noise, real), rel=2e-3)
     assert rows["uniform noise"]["metrics"]["fid"] > 10 * floor
     assert rows["real data"]["protocol"]["n_generated"] == 200
+    assert rows["real data"]["metrics"]["fid_n200"] == floor  # FID at its n, for equal-n ratios
     assert "200 images of the test split vs the train split" == rows["real data"]["what"]
 
 

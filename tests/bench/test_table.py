@@ -329,6 +329,26 @@ def test_reference_rows_ratios_and_published_rank_correlation(tmp_path):
     assert md2.replace("t2", "t") == md
 
 
+def test_ratio_to_the_floor_at_the_references_sample_size(tmp_path):
+    # runs evaluated at n = 2000 also record FID on 300 of their samples (fd_inf's fid_n300);
+    # a floor of 300 real images is divided into that, not into the n = 2000 FID
+    root = tmp_path / "runs"
+    for seed, (fid, fid300) in enumerate(((5.0, 9.0), (7.0, 11.0))):
+        make_run(root, "vae_mnist", "mnist", seed, {"fid": fid, "fid_n300": fid300,
+                                                    "protocol": P_IMAGE})
+    ref = write_reference(tmp_path / "ref.json", real_fid=4.0, noise_fid=200.0)
+    data = json.loads(ref.read_text())
+    for row in data["rows"]:
+        row["metrics"]["fid_n300"] = row["metrics"]["fid"]
+    ref.write_text(json.dumps(data))
+    md, rows = table_files(root, tmp_path / "t", "--metrics", "fid,fid_n300", "--reference",
+                           str(ref), "--ratio-metric", "fid_n300")
+    row = row_of(rows, "vae", "mnist")
+    assert float(row["fid_n300 / floor"]) == pytest.approx(2.5)  # 10 / 4
+    assert float(row["fid_n300 / noise"]) == pytest.approx(0.05)
+    assert md_row(md, "vae", "mnist")[-4:] == ["6.000 ± 1.414", "10.00 ± 1.41", "2.500", "0.05000"]
+
+
 def test_reference_with_another_protocol_is_noted(runs, tmp_path):
     ref = write_reference(tmp_path / "ref.json", 2.0, 400.0,
                           protocol={**P_IMAGE, "n_generated": 500})
