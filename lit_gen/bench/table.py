@@ -506,11 +506,12 @@ def notes(table: Table) -> list[str]:
     over_keys = [("data.name" if k == "dataset" else k) for k in table.over]
     for row in table.rows:
         label = " / ".join(row.key)
-        for r in row.runs:
-            if r.status != FINISHED:
-                why = ("no done.json: crashed, interrupted or still running" if r.status == FAILED
-                       else "planned in sweep.json, no run dir")
-                out.append(f"{label}: run `{r.name}` {r.status} ({why})")
+        for status, why in ((FAILED, "no done.json: crashed, interrupted or still running"),
+                            (NOT_STARTED, "planned in sweep.json, no run dir")):
+            names = [f"`{r.name}`" for r in row.runs if r.status == status]
+            if names:
+                runs = f"run {names[0]}" if len(names) == 1 else f"runs {', '.join(names)}"
+                out.append(f"{label}: {runs} {status} ({why})")
         for m in table.metrics:
             lacking = [r.name for r in row.finished if metric_values(r).get(m) is None]
             if lacking and len(lacking) < len(row.finished):

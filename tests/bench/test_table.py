@@ -114,7 +114,7 @@ def test_failed_runs_and_missing_metrics_are_shown_not_dropped(runs, tmp_path):
     assert gan["fid mean"] == "missing" and float(gan["modes_captured mean"]) == 7.0
     assert float(gan["modes_captured std"]) == pytest.approx(math.sqrt(2.0), rel=1e-12)
     assert "wgan / mnist: run `wgan_mnist,seed=2` failed (no done.json" in md
-    assert "lsgan / mnist: run `lsgan_mnist,seed=1` failed" in md
+    assert "lsgan / mnist: runs `lsgan_mnist,seed=0`, `lsgan_mnist,seed=1` failed (no done.json" in md
     assert "wgan / mnist: `fid` missing in `wgan_mnist,seed=1`" in md
     # a row whose runs differ in more than the seed says so
     assert "dcgan / mnist: runs differ in model.g_optim.lr" in md
