@@ -112,7 +112,7 @@ def test_cli_print_config_resolves_everything(tmp_path):
     printed = OmegaConf.create(proc.stdout)
     assert printed.seed == 7
     assert printed.experiment == "dcgan_digits"
-    assert printed.trainer.max_epochs == 60
+    assert printed.trainer.max_epochs == OmegaConf.load(QUICK).trainer.max_epochs == 100
     assert "run dir" not in proc.stdout
 
 
