@@ -28,6 +28,7 @@ import math
 import shlex
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -591,7 +592,8 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_markdown(table: Table, title: str, command: str, sources: list[str]) -> str:
+def render_markdown(table: Table, title: str, command: str, sources: list[str],
+                    figures: Sequence[str] = ()) -> str:
     head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed", *table.metrics,
             *table.extra_head()]
     lines = [f"# {title}", "", f"Made by `{command}`.", ""]
@@ -622,6 +624,8 @@ def render_markdown(table: Table, title: str, command: str, sources: list[str]) 
         values = [*label, "-", "-", prow.n or "-", "-", *cells, *["-"] * len(table.extra_head())]
         lines.append("| " + " | ".join(_md_escape(v) for v in values) + " |")
     lines += reference_lines(table)
+    if figures:  # the pictures of the table (`lit_gen.bench figures`), paths as given
+        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
     found = notes(table) + protocol_mismatches(table)
     if found:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in found]
@@ -689,6 +693,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default=None,
                         help="write OUT.md and OUT.csv (default: markdown to stdout)")
     parser.add_argument("--title", default=None, help="table title (default: the --out name)")
+    parser.add_argument("--figure", action="append", default=[], metavar="PATH",
+                        help="an image shown under the table, its path relative to the "
+                             "markdown file (e.g. the gallery and curves of `bench figures`)")
     parser.add_argument("--reference", action="append", default=[], metavar="FILE.json",
                         help="reference rows (real-vs-real floor, uniform noise) written by "
                              "`python -m lit_gen.bench reference`")
@@ -722,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         out = out.with_suffix("")
     title = args.title or (out.name if out else "Benchmark")
     command = "python -m lit_gen.bench " + shlex.join(argv)
-    markdown = render_markdown(table, title, command, args.sources)
+    markdown = render_markdown(table, title, command, args.sources, args.figure)
     if out is None:
         sys.stdout.write(markdown)
         return 0

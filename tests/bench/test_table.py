@@ -446,3 +446,14 @@ def test_committed_toy_published_rows_are_the_quoted_numbers():
     # the ring rows of code with np.linspace(0, 2 pi, 8) say that it has 7 distinct modes
     assert all("7 distinct" in r.protocol for r in pub.rows
                if r.dataset == "ring2d" and r.label in ("Unrolled GAN", "WGAN-GP", "GDPP-GAN"))
+
+
+def test_figures_are_shown_under_the_table(runs, tmp_path):
+    md, _ = table_files(runs, tmp_path / "t", "--metrics", "fid", "--figure", "t_gallery.png",
+                        "--figure", "t_curves.png")
+    lines = md.splitlines()
+    at = lines.index("## Figures")
+    assert lines[at + 2:at + 4] == ["![t_gallery](t_gallery.png)", "![t_curves](t_curves.png)"]
+    assert lines.index("## Notes") > at  # after the table and its reference rows
+    plain, _ = table_files(runs, tmp_path / "u", "--metrics", "fid")
+    assert "## Figures" not in plain
