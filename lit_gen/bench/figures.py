@@ -6,7 +6,7 @@ The pictures of a benchmark table, from the same run dirs and rows as `lit_gen.b
   (checkpoints/last.ckpt) of the row's first finished run, every model drawn after
   `torch.manual_seed(--seed)` (models with the same latent size get the same latents;
   conditional models draw labels 0, 1, 2, ...), enlarged nearest-neighbour to at least 64 px
-  per image and labelled with the row's name;
+  per image (rows of smaller images to the same cell size) and labelled with the row's name;
 - `PREFIX_curves.png`: `--metric` against training epochs for every row (mean over its
   runs at each epoch), from the values evaluated during training (metrics.csv; set
   `metrics.every_n_epochs` in the runs), log scale;
@@ -130,25 +130,29 @@ def model_samples(ckpt: Path, n: int, seed: int) -> torch.Tensor:
 
 
 def gallery_image(rows: list[tuple[str, torch.Tensor]]) -> np.ndarray:
-    """One labelled row of samples per entry; all images enlarged by the same integer factor
-    (from the largest side) so they keep their relative size. (H, W, 3) uint8, white ground."""
+    """One labelled row of samples per entry, in cells of one size: the largest
+    `side * enlarge_factor(side)` of the rows. Each row is enlarged nearest-neighbour by the
+    largest integer factor that fits its images in a cell (8 px and 16 px rows both fill
+    64 px cells, an 8 px pixel a block twice the side of a 16 px one) and centred in it, so
+    rows of different resolutions are compared at the same size. (H, W, 3) uint8, white
+    ground."""
     from PIL import Image, ImageDraw
 
-    side = max(x.shape[-1] for _, x in rows)
-    k = enlarge_factor(side)
+    cell = max(x.shape[-1] * enlarge_factor(x.shape[-1]) for _, x in rows)
     label_w = LABEL_WIDTH * max(len(label) for label, _ in rows) + 2 * PAD
-    row_h = side * k + PAD
+    row_h = cell + PAD
     n = max(len(x) for _, x in rows)
-    canvas = np.full((row_h * len(rows) + PAD, label_w + n * (side * k + PAD), 3), 255, np.uint8)
+    canvas = np.full((row_h * len(rows) + PAD, label_w + n * (cell + PAD), 3), 255, np.uint8)
     for r, (_, x) in enumerate(rows):
-        imgs = to_uint8(enlarge(x, k))
+        imgs = to_uint8(enlarge(x, max(1, cell // max(x.shape[-2:]))))
         for i, img in enumerate(imgs):
-            top, left = PAD + r * row_h, label_w + i * (side * k + PAD)
+            top = PAD + r * row_h + (cell - img.shape[0]) // 2
+            left = label_w + i * (cell + PAD) + (cell - img.shape[1]) // 2
             canvas[top:top + img.shape[0], left:left + img.shape[1]] = img
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     for r, (label, _) in enumerate(rows):
-        draw.text((PAD, PAD + r * row_h + max(0, (side * k - 11) // 2)), label, fill=(0, 0, 0))
+        draw.text((PAD, PAD + r * row_h + max(0, (cell - 11) // 2)), label, fill=(0, 0, 0))
     return np.asarray(image)
 
 

@@ -15,6 +15,7 @@ from lit_gen import bench
 from lit_gen.bench.figures import (
     LABEL_WIDTH,
     PAD,
+    gallery_image,
     mean_curve,
     metric_history,
     model_samples,
@@ -60,6 +61,33 @@ def test_metric_history_and_mean_curve(tmp_path):
     assert metric_history(tmp_path, "fid") == {1: 30.0, 2: 20.0}
     assert metric_history(tmp_path / "none", "fid") == {}
     assert mean_curve([{1: 30.0, 2: 20.0}, {1: 10.0}]) == ([1, 2], [20.0, 20.0])
+
+
+def test_gallery_rows_of_different_sizes_fill_the_same_cells():
+    """8 px and 16 px rows both fill 64 px cells (factors 8 and 4); a 28 px row sets the cell
+    to 84 px, in which an 8 px image is enlarged 10x and centred; white around it."""
+    g = torch.Generator().manual_seed(0)
+    small, large = torch.rand(2, 1, 8, 8, generator=g), torch.rand(3, 1, 16, 16, generator=g)
+    img = gallery_image([("a", small), ("bb", large)])
+    label_w = LABEL_WIDTH * 2 + 2 * PAD
+    assert img.shape == (2 * (64 + PAD) + PAD, label_w + 3 * (64 + PAD), 3)
+    for r, (x, k) in enumerate([(small, 8), (large, 4)]):
+        for i, want in enumerate(to_uint8(enlarge(x, k))):
+            top, left = PAD + r * (64 + PAD), label_w + i * (64 + PAD)
+            assert np.array_equal(img[top:top + 64, left:left + 64], want)
+    # the first row's third cell is empty: white
+    assert (img[PAD:PAD + 64, label_w + 2 * (64 + PAD):][:, :64] == 255).all()
+    # hand-checked block: pixel (0, 0) of the first 8 px image is an 8 x 8 block of one value
+    block = img[PAD:PAD + 8, label_w:label_w + 8]
+    assert (block == block[0, 0]).all() and block[0, 0, 0] == round((float(small[0, 0, 0, 0]) + 1) * 127.5)
+
+    mixed = gallery_image([("a", small[:1]), ("b", torch.rand(1, 1, 28, 28, generator=g))])
+    cell = 84  # 28 * 3
+    assert mixed.shape[0] == 2 * (cell + PAD) + PAD
+    off = (cell - 80) // 2  # 8 px x 10 = 80, centred
+    inner = mixed[PAD + off:PAD + off + 80, label_w - LABEL_WIDTH + off:][:, :80]
+    assert np.array_equal(inner, to_uint8(enlarge(small[:1], 10))[0])
+    assert (mixed[PAD:PAD + off, label_w - LABEL_WIDTH:][:, :cell] == 255).all()
 
 
 @pytest.mark.slow
