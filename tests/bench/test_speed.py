@@ -237,5 +237,11 @@ def test_whole_process_section(tmp_path):
     assert row["ratio"] == pytest.approx(row["lightning_ratio"] * row["ratio_vs_lightning"], rel=3e-3)
     inside = row["in_epoch_ms_per_step"]
     assert row["in_epoch_ratio"] == pytest.approx(inside["plain"] / inside["lit_gen"], rel=2e-3)
+    # the grouped side inside the epoch too (bare Lightning's K side is whole-process only)
+    assert set(inside) == {"plain", "lightning", "lit_gen", "lit_gen_k2"}
+    assert all(math.isfinite(v) and v > 0 for v in inside.values())
+    assert row["lit_gen_k2"]["in_epoch_ratio"] == pytest.approx(
+        inside["plain"] / inside["lit_gen_k2"], rel=2e-3)
+    assert "in-epoch x" in bench_speed.format_report(result)
     assert row["status"] == ("PASS" if row["ratio"] >= 0.95 else "FAIL")
     assert "whole process" in bench_speed.format_report(result)

@@ -158,29 +158,44 @@ def sides(s: Settings) -> dict[str, tuple[str, int]]:
 
 
 def in_epoch(exp: Experiment, s: Settings, device: torch.device) -> dict[str, float]:
-    """ms per step inside the epoch (the in-process window) for plain / bare / lit_gen; the
-    window counts Lightning batches, so lit_gen runs one batch per Lightning batch here
-    (data.group_batches=1; the whole-process sides show the groups)."""
+    """ms per step inside the epoch (the in-process window) for plain / bare / lit_gen, and
+    `lit_gen_kK` (data.group_batches=K) for each --steps-per-batch K > 1. The window counts
+    Lightning batches: the K sides time one group of warm-up and as many whole groups as the
+    epoch holds after it, divided by their steps; the sides run in turn each repeat."""
     from lit_gen import validation
 
     n_batches = len(exp.dm.x_train) // exp.batch_size
     warmup = min(s.warmup, max(1, n_batches // 4))
     steps = min(s.steps * 3, n_batches - warmup)
     si = replace(s, batch_size=exp.batch_size, warmup=warmup, steps=steps)
-    cfg = validation.load([experiment_file(exp.name)], NO_VALIDATION + [
-        f"seed={s.seed}", "trainer.max_epochs=1", f"trainer.limit_train_batches={warmup + steps}",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        f"trainer.accelerator={device.type}", "trainer.devices=1", "data.group_batches=1"])
+
+    def config(group: int, batches: int):  # batches: the data's, an int limit counts them
+        return validation.load([experiment_file(exp.name)], NO_VALIDATION + [
+            f"seed={s.seed}", "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}",
+            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+            f"trainer.accelerator={device.type}", "trainer.devices=1",
+            f"data.group_batches={group}"])
+
+    cfg = config(1, warmup + steps)
     case = TrainCase(cfg.model.name, int(exp.dm.info().shape[-1]), exp.name, "dataloader")
-    runs: dict[str, Callable[[], dict]] = {
-        "plain": lambda: run_plain(cfg, si, case, device, exp.dm),
-        "lightning": lambda: run_bare(cfg, si, case, device, exp.dm),
-        "lit_gen": lambda: run_lit(cfg, si, device)}  # its own data module: cfg's group size
+    runs: dict[str, Callable[[], float]] = {
+        "plain": lambda: run_plain(cfg, si, case, device, exp.dm)[s.clock] / steps,
+        "lightning": lambda: run_bare(cfg, si, case, device, exp.dm)[s.clock] / steps,
+        # its own data module: cfg's group size
+        "lit_gen": lambda: run_lit(cfg, si, device)[s.clock] / steps}
+
+    def grouped(k: int, groups: int) -> Callable[[], float]:
+        ck, sk = config(k, (groups + 1) * k), replace(si, warmup=1, steps=groups)
+        return lambda: run_lit(ck, sk, device)[s.clock] / (groups * k)
+
+    for k in s.steps_per_batch:
+        if k > 1 and n_batches // k >= 2:
+            runs[f"lit_gen_k{k}"] = grouped(k, n_batches // k - 1)
     times: dict[str, list[float]] = {k: [] for k in runs}
     for r in range(s.repeats):
-        order = list(runs)[r % 3:] + list(runs)[:r % 3]
-        for side in order:
-            times[side].append(runs[side]()[s.clock] / steps * 1e3)
+        names = list(runs)
+        for side in names[r % len(names):] + names[:r % len(names)]:
+            times[side].append(runs[side]() * 1e3)
     return {side: round(median(v), 4) for side, v in times.items()}
 
 
@@ -244,6 +259,8 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
     for side in all_sides:
         if is_k_side(side):
             row[side]["ratio"] = round(plain / row[side]["ms_per_step"], 4)
+            if side in inside:  # lit_gen_kK: its in-epoch figure too
+                row[side]["in_epoch_ratio"] = round(inside["plain"] / inside[side], 4)
     if "lit_gen_before" in row:
         row["lit_gen_before"]["ratio"] = round(plain / row["lit_gen_before"]["ms_per_step"], 4)
         row["before_root"] = s.before_root

@@ -72,8 +72,10 @@ def format_report(result: dict) -> str:
                          f"{startup:>14}  {r['status']}")
             for side, v in r.items():
                 if is_k_side(side) or side == "lit_gen_before":
+                    inside = (f", in-epoch x{v['in_epoch_ratio']}" if "in_epoch_ratio" in v
+                              else "")
                     lines.append(f"  {side}: {v['ms_per_step']} ms/step, x{v['ratio']} of plain, "
-                                 f"start-up {v['startup_s']} s")
+                                 f"start-up {v['startup_s']} s{inside}")
             lines.append(f"  load average {r['load_avg']}")
         lines.append("(ratio = plain / lit_gen ms per step, the target; in-epoch = the same "
                      "inside the epoch; start-up = lit_gen / plain seconds)")
