@@ -38,16 +38,13 @@ class OpCounter(TorchDispatchMode):
 
 def side_counts(name: str, steps: int, warmup: int = 2) -> dict[str, collections.Counter]:
     """aten op counts of each side's in-epoch loop of `warmup + steps` batches."""
-    from lit_gen import validation
     from lit_gen.bench.speed.lit import load_data, run_bare, run_lit
     from lit_gen.bench.speed.plain import run_plain
-    from lit_gen.bench.speed.process import NO_VALIDATION, experiment_file
+    from lit_gen.bench.speed.process import in_epoch_config
     from lit_gen.bench.speed.settings import Settings, TrainCase
 
-    cfg = validation.load([experiment_file(name)], NO_VALIDATION + [
-        "seed=0", "trainer.max_epochs=1", f"trainer.limit_train_batches={warmup + steps}",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "trainer.accelerator=cpu", "trainer.devices=1", "data.group_batches=1"])
+    cpu = torch.device("cpu")
+    cfg = in_epoch_config(name, 0, cpu, warmup + steps)
     dm = load_data(cfg)
     batches = len(dm.x_train) // cfg.data.batch_size
     if warmup + steps > batches:
@@ -55,7 +52,6 @@ def side_counts(name: str, steps: int, warmup: int = 2) -> dict[str, collections
                           f"than {warmup} warm-up + {steps} steps; pass a smaller --long")
     s = replace(Settings(warmup=warmup, steps=steps, repeats=1), batch_size=cfg.data.batch_size)
     case = TrainCase(cfg.model.name, int(dm.info().shape[-1]), name, "dataloader")
-    cpu = torch.device("cpu")
     runs = {"plain": lambda: run_plain(cfg, s, case, cpu, dm),
             "bare": lambda: run_bare(cfg, s, case, cpu, dm),
             "lit_gen": lambda: run_lit(cfg, s, cpu)}

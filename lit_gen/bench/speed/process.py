@@ -157,24 +157,30 @@ def sides(s: Settings) -> dict[str, tuple[str, int]]:
 
 
 
+def in_epoch_config(name: str, seed: int, device: torch.device, batches: int, group: int = 1):
+    """The experiment's config for one epoch of `batches` training batches (the data's: an
+    int limit counts them), `group` of them per Lightning batch, no validation: what the
+    in-epoch window and `opcount` train."""
+    from lit_gen import validation
+
+    return validation.load([experiment_file(name)], NO_VALIDATION + [
+        f"seed={seed}", "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        f"trainer.accelerator={device.type}", "trainer.devices=1", f"data.group_batches={group}"])
+
+
 def in_epoch(exp: Experiment, s: Settings, device: torch.device) -> dict[str, float]:
     """ms per step inside the epoch (the in-process window) for plain / bare / lit_gen, and
     `lit_gen_kK` (data.group_batches=K) for each --steps-per-batch K > 1. The window counts
     Lightning batches: the K sides time one group of warm-up and as many whole groups as the
     epoch holds after it, divided by their steps; the sides run in turn each repeat."""
-    from lit_gen import validation
-
     n_batches = len(exp.dm.x_train) // exp.batch_size
     warmup = min(s.warmup, max(1, n_batches // 4))
     steps = min(s.steps * 3, n_batches - warmup)
     si = replace(s, batch_size=exp.batch_size, warmup=warmup, steps=steps)
 
-    def config(group: int, batches: int):  # batches: the data's, an int limit counts them
-        return validation.load([experiment_file(exp.name)], NO_VALIDATION + [
-            f"seed={s.seed}", "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}",
-            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-            f"trainer.accelerator={device.type}", "trainer.devices=1",
-            f"data.group_batches={group}"])
+    def config(group: int, batches: int):
+        return in_epoch_config(exp.name, s.seed, device, batches, group)
 
     cfg = config(1, warmup + steps)
     case = TrainCase(cfg.model.name, int(exp.dm.info().shape[-1]), exp.name, "dataloader")
