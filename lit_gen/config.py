@@ -182,6 +182,9 @@ class MetricsConfig:
 
     names: list[str] = field(default_factory=list)  # isc, fid, kid, prc (images); toy; likelihood
     every_n_epochs: int | None = None  # None: only at the end
+    # the evaluations every_n_epochs compute only these (a subset of names: e.g. [fid] for
+    # the curve); the last epoch's computes all of names. None: all of names every time
+    curve_names: list[str] | None = None
     num_samples: int = 10000
     real_split: str = "train"  # train | val | test
     batch_size: int = 256  # images per generator / extractor forward pass

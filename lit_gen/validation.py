@@ -80,6 +80,11 @@ def validate_metrics_config(cfg) -> None:
                               f"Valid metrics: {', '.join(METRIC_NAMES)}")
     if len(set(m.names)) != len(m.names):
         raise ConfigError(f"metrics.names lists a metric twice: {list(m.names)}")
+    if m.curve_names is not None:
+        extra = [n for n in m.curve_names if n not in m.names]
+        if extra or not m.curve_names:
+            raise ConfigError(f"metrics.curve_names={list(m.curve_names)} must be a non-empty "
+                              f"subset of metrics.names={list(m.names)} (or null: all of them)")
     for key in ("real_split", "likelihood_split", "memorization_split", "recon_split"):
         if m[key] not in SPLITS:
             raise ConfigError(f"metrics.{key} must be train, val or test, got '{m[key]}'")
@@ -153,6 +158,9 @@ def validate_metrics_config(cfg) -> None:
         if monitored not in m.names:
             raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.names to include "
                               f"'{monitored}'")
+        if m.curve_names is not None and monitored not in m.curve_names:
+            raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.curve_names to "
+                              f"include '{monitored}' (or metrics.curve_names=null)")
         if m.every_n_epochs is None:
             raise ConfigError(f"run.monitor={cfg.run.monitor} needs metrics.every_n_epochs "
                               "(the epochs at which it is computed and the best checkpoint kept)")

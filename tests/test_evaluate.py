@@ -54,6 +54,23 @@ def test_training_logs_metrics_protocol_and_best_fid_checkpoint(image_run, digit
     assert any(cache.iterdir())
 
 
+def test_curve_names_evaluate_a_subset_during_training(tmp_path, digits_classifier):
+    """metrics.curve_names: the every-epoch evaluations compute only fid, the last one all."""
+    run_dir = fit([QUICKSTART], tiny_overrides(tmp_path / "run", epochs=3) + [
+        "metrics.names=[fid,kid]", "metrics.curve_names=[fid]", "metrics.every_n_epochs=1",
+        "metrics.feature_extractor=classifier", f"metrics.classifier_ckpt={digits_classifier}",
+        "metrics.kid_subset_size=32"])
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows if r.get("fid")] == ["0", "1", "2"]
+    assert [r["epoch"] for r in rows if r.get("kid_mean")] == ["2"]  # the last epoch only
+    m = read_metrics(run_dir)
+    assert m["protocol"]["metrics"] == ["fid", "kid"] and m["protocol"]["epoch"] == 3
+    last = [r for r in rows if r.get("fid")][-1]
+    assert float(last["fid"]) == pytest.approx(m["fid"], rel=1e-6)
+    assert float(last["kid_mean"]) == pytest.approx(m["kid_mean"], rel=1e-6)
+
+
 @pytest.mark.slow
 def test_evaluate_checkpoint_and_samples(image_run, tmp_path, capsys):
     from lit_gen.evaluate import main as evaluate

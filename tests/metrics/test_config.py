@@ -75,6 +75,9 @@ def test_failed_download_at_start_is_a_config_error(monkeypatch, tmp_path):
     (["metrics.real_split=valid"], "metrics.real_split must be train, val or test"),
     (["metrics.kid_subset_size=0"], "metrics.kid_subset_size must be positive"),
     (["metrics.every_n_epochs=0"], "metrics.every_n_epochs must be positive or null"),
+    (["data.name=ring2d", "metrics.names=[toy]", "metrics.curve_names=[fid]"],
+     "metrics.curve_names=['fid'] must be a non-empty subset of metrics.names=['toy']"),
+    (["data.name=ring2d", "metrics.names=[toy]", "metrics.curve_names=[]"], "non-empty subset"),
     (["metrics.names=[classes]"],
      "'classes' counts a domain classifier's classes; set metrics.feature_extractor=classifier"),
     (["metrics.class_min_share=0"], "metrics.class_min_share must be in (0, 1], got 0"),
@@ -86,6 +89,14 @@ def test_failed_download_at_start_is_a_config_error(monkeypatch, tmp_path):
 def test_bad_metric_configs(overrides, match):
     with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace("[", r"\[")):
         validation.load([], overrides)
+
+
+def test_monitored_metric_must_be_on_the_curve(digits_classifier):
+    with pytest.raises(ConfigError, match="run.monitor=fid needs metrics.curve_names to include 'fid'"):
+        validation.load(["conf/experiment/dcgan_digits.yaml"], [
+            "metrics.names=[fid,kid]", "metrics.curve_names=[kid]", "metrics.every_n_epochs=1",
+            "metrics.feature_extractor=classifier", f"metrics.classifier_ckpt={digits_classifier}",
+            "run.monitor=fid"])
 
 
 def test_metric_monitor_checkpoint_is_added(tmp_path, digits_classifier):
