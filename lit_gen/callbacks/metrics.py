@@ -62,9 +62,8 @@ class SampleMetrics(L.Callback):
         if trainer.is_global_zero:
             for evaluator in (self.evaluator, *self.also.values()):
                 evaluator.prepare()  # resolve (download once) the extractor weights
-            if self.curve_evaluator is not None:
+            if self.curve_evaluator is not None:  # a subset of names: the same extractor
                 self.curve_evaluator.extractor = self.evaluator.extractor
-                self.curve_evaluator.prepare()
 
     def _evaluate(self, trainer, pl_module, epochs_done: int, full: bool = True) -> dict[str, float]:
         main = self.evaluator if full or self.curve_evaluator is None else self.curve_evaluator
