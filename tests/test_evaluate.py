@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lit_gen.run.dir import read_metrics
-from tests.conftest import fit, tiny_overrides
+from tests.conftest import TINY_BATCHES, fit, tiny_overrides
 
 QUICKSTART = "conf/experiment/quickstart.yaml"
 RING = "conf/experiment/gan_ring2d.yaml"
@@ -69,6 +69,22 @@ def test_curve_names_evaluate_a_subset_during_training(tmp_path, digits_classifi
     last = [r for r in rows if r.get("fid")][-1]
     assert float(last["fid"]) == pytest.approx(m["fid"], rel=1e-6)
     assert float(last["kid_mean"]) == pytest.approx(m["kid_mean"], rel=1e-6)
+
+
+def test_curve_names_run_stopped_by_max_steps_ends_with_all_names(tmp_path, digits_classifier):
+    """Stopped by trainer.max_steps at the end of epoch 2 of 5, whose evaluation computed
+    the curve's names only: on_train_end still computes all of names."""
+    run_dir = fit([QUICKSTART], tiny_overrides(tmp_path / "run", epochs=5) + [
+        "metrics.names=[fid,kid]", "metrics.curve_names=[fid]", "metrics.every_n_epochs=1",
+        "metrics.feature_extractor=classifier", f"metrics.classifier_ckpt={digits_classifier}",
+        "metrics.kid_subset_size=32", f"trainer.max_steps={2 * 2 * TINY_BATCHES}"])  # D + G steps
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows if r.get("fid") and r.get("epoch")][:2] == ["0", "1"]
+    assert not [r for r in rows if r.get("kid_mean") and r.get("epoch") in ("0", "1")]
+    m = read_metrics(run_dir)
+    assert m["protocol"]["metrics"] == ["fid", "kid"] and isinstance(m["kid_mean"], float)
+    assert m["g_step"] == 2 * TINY_BATCHES  # the step of the second epoch's curve evaluation
 
 
 @pytest.mark.slow

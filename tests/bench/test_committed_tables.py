@@ -23,7 +23,7 @@ def test_the_committed_tables_are_found():
 
 
 @pytest.mark.parametrize("table", TABLES, ids=[p.stem for p in TABLES])
-def test_committed_table_regenerates_from_its_records(table, tmp_path, monkeypatch, capsys):
+def test_committed_table_regenerates_from_its_records(table, tmp_path, monkeypatch):
     command = MADE_BY.search(table.read_text()).group(1)
     argv = shlex.split(command)[3:]  # after `python -m lit_gen.bench`
     out = Path(argv[argv.index("--out") + 1])
