@@ -14,6 +14,8 @@ The pictures of a benchmark table, from the same run dirs and rows as `lit_gen.b
   are toys): one panel per row, `--points` samples of the row's run with training seed
   `--seed` (an ensemble's member of that seed), drawn after `torch.manual_seed(--seed)`,
   over the data's mode centres and their 3-std circles (what `high_quality_pct` counts).
+  Each panel's points are kept in its run dir (`scatter/[memberK_]seedS_nN.npy`, 20 KB), so
+  the plot redraws from the run records once the checkpoints are gone.
 
 A row without a checkpoint or without evaluations during training is named on stdout and
 left out of that picture. The PNGs carry no timestamp: the same runs give the same bytes.
@@ -40,6 +42,7 @@ from lit_gen.run.checkpoint import load_model
 from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT
 
 METRICS_CSV = "metrics.csv"  # written by the run's CSV logger (lit_gen.run.loggers)
+SCATTER_DIR = "scatter"  # a toy run's kept scatter points (figures.points_file)
 PAD = 2  # pixels between images in the gallery
 LABEL_WIDTH = 8  # pixels per character of a row label (PIL's default bitmap font is 6)
 
@@ -186,24 +189,49 @@ def member_index(record: RunRecord) -> int | None:
     return int(k) if sep and k.isdigit() else None
 
 
-def seed_run(runs: list[RunRecord], seed: int) -> RunRecord | None:
-    """The row's run trained with `seed` that has a checkpoint; else its first with one."""
-    with_ckpt = [r for r in runs if (r.path / CHECKPOINTS_DIR / LAST_CHECKPOINT).is_file()]
-    same = [r for r in with_ckpt if r.config.get("seed") == seed]
-    return (same or with_ckpt or [None])[0]
+def points_file(record: RunRecord, n: int, seed: int) -> Path:
+    """Where a panel's points are kept in the run dir (a 20 KB run record: the scatter plot
+    redraws from the records alone once the checkpoints are gone)."""
+    k = member_index(record)
+    return record.path / SCATTER_DIR / f"{'' if k is None else f'member{k}_'}seed{seed}_n{n}.npy"
+
+
+def seed_run(runs: list[RunRecord], seed: int, n: int) -> RunRecord | None:
+    """The row's run trained with `seed` that has a checkpoint or kept points; else its first
+    with one."""
+    def drawable(r):
+        return (r.path / CHECKPOINTS_DIR / LAST_CHECKPOINT).is_file() or \
+            points_file(r, n, seed).is_file()
+
+    usable = [r for r in runs if drawable(r)]
+    same = [r for r in usable if r.config.get("seed") == seed]
+    return (same or usable or [None])[0]
 
 
 @torch.no_grad()
 def toy_points(record: RunRecord, n: int, seed: int) -> torch.Tensor:
-    """(n, 2) samples of a toy run's generator (its ensemble member, if it is one)."""
-    model = load_model(record.path / CHECKPOINTS_DIR / LAST_CHECKPOINT, "cpu",
-                       member=member_index(record))
-    torch.manual_seed(seed)
-    x = model.sample(n)
-    if x.ndim != 2 or x.shape[1] != 2:
+    """(n, 2) samples of a toy run's generator (its ensemble member, if it is one), drawn
+    after `torch.manual_seed(seed)` from its checkpoint and kept in `points_file`; without a
+    checkpoint, the kept points."""
+    ckpt, kept = record.path / CHECKPOINTS_DIR / LAST_CHECKPOINT, points_file(record, n, seed)
+    if ckpt.is_file():
+        model = load_model(ckpt, "cpu", member=member_index(record))
+        torch.manual_seed(seed)
+        x = model.sample(n)
+    else:
+        try:
+            x = torch.from_numpy(np.load(kept, allow_pickle=False))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"figures: {kept} is not a readable .npy array ({e}); delete it "
+                              "and redraw from the run's checkpoint") from None
+    if x.ndim != 2 or x.shape != (n, 2) or not x.dtype.is_floating_point:
         raise ConfigError(f"figures: run {record.name} is not a 2D toy model (samples of shape "
-                          f"{tuple(x.shape)}); a scatter plot needs 2D points")
-    return x.float()
+                          f"{tuple(x.shape)}); a scatter plot needs {n} 2D points")
+    x = x.float()
+    if ckpt.is_file():
+        kept.parent.mkdir(exist_ok=True)
+        np.save(kept, x.numpy())
+    return x
 
 
 def toy_data(config: dict):
@@ -214,7 +242,7 @@ def toy_data(config: dict):
 def draw_scatter(rows: dict[str, list[RunRecord]], n: int, seed: int,
                  path_of: dict[str, Path]) -> list[str]:
     """One figure per toy dataset (path_of: dataset -> file), a panel per row; returns the
-    labels of rows with no checkpoint."""
+    labels of rows with neither a checkpoint nor kept points."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,7 +252,7 @@ def draw_scatter(rows: dict[str, list[RunRecord]], n: int, seed: int,
     by_data: dict[str, list[tuple[str, RunRecord]]] = {}
     missing = []
     for label, runs in rows.items():
-        run = seed_run(runs, seed)
+        run = seed_run(runs, seed, n)
         if run is None:
             missing.append(label)
             continue
@@ -307,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         missing = draw_scatter(rows, args.points, args.seed,
                                {d: out.with_name(f"{out.name}_scatter_{d}.png") for d in datasets})
         for label in missing:
-            print(f"scatter: left out {label} (no checkpoints/last.ckpt)")
+            print(f"scatter: left out {label} (no checkpoints/last.ckpt and no kept "
+                  f"{SCATTER_DIR}/ points of seed {args.seed}, {args.points} points)")
         return 0
     jobs = {"gallery": lambda p: draw_gallery(rows, args.n, args.seed, p),
             "curves": lambda p: plot_curves(rows, args.metric, p)}

@@ -143,7 +143,7 @@ def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path):
     records = load_records(str(root))
     ring = [r for r in records if r.config["data"]["name"] == "ring2d"]
     assert sorted(member_index(r) for r in ring) == [0, 1]
-    chosen = seed_run(ring, 0)
+    chosen = seed_run(ring, 0, 50)
     assert chosen.config["seed"] == 0 and member_index(chosen) == 1
     # the points are member 1's samples after manual_seed(seed)
     model = load_model(root / "gan_ring2d" / "checkpoints" / "last.ckpt", member=1)
@@ -157,5 +157,21 @@ def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path):
         image = Image.open(out.with_name(f"toy_scatter_{dataset}.png"))
         assert image.size == (300, 300)  # one 3-inch panel at 100 dpi
     assert not out.with_name("toy_gallery.png").exists()  # toys get scatter plots only
+    # the points are kept in the run dir: without checkpoints the same figures come back
+    kept = root / "gan_ring2d" / "scatter" / "member1_seed0_n200.npy"
+    assert np.load(kept).shape == (200, 2)
+    before = {d: out.with_name(f"toy_scatter_{d}.png").read_bytes() for d in ("ring2d", "grid2d")}
+    for ckpt in root.glob("*/checkpoints/last.ckpt"):
+        ckpt.unlink()
+    assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 0
+    assert {d: out.with_name(f"toy_scatter_{d}.png").read_bytes() for d in before} == before
+    # kept points of another size are not these points: the row is left out, named
+    assert bench.main(["figures", str(root), "--out", str(tmp_path / "b" / "toy"),
+                       "--points", "100"]) == 0
+    assert not (tmp_path / "b").exists()
+    kept.write_bytes(b"not an array")  # a corrupt record: a clear error, exit 2
+    assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 2
+    np.save(kept, np.zeros((200, 3), np.float32))
+    assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 2
     assert bench.main(["figures", str(root), "--out", str(out), "--only", "scatter",
                        "--points", "0"]) == 2
