@@ -278,7 +278,8 @@ def draw_scatter(rows: dict[str, list[RunRecord]], n: int, seed: int,
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{label} (seed {run.config.get('seed')})", fontsize=8)
-        fig.suptitle(f"{dataset}: {n} samples per panel; red circles: 3 std of each mode",
+        sep = "; " if cols > 1 else "\n"  # one 3-inch panel fits the title on two lines
+        fig.suptitle(f"{dataset}: {n} samples per panel{sep}red circles: 3 std of each mode",
                      fontsize=9)
         fig.tight_layout()
         path = path_of[dataset]
