@@ -214,24 +214,26 @@ def toy_points(record: RunRecord, n: int, seed: int) -> torch.Tensor:
     after `torch.manual_seed(seed)` from its checkpoint and kept in `points_file`; without a
     checkpoint, the kept points."""
     ckpt, kept = record.path / CHECKPOINTS_DIR / LAST_CHECKPOINT, points_file(record, n, seed)
-    if ckpt.is_file():
-        model = load_model(ckpt, "cpu", member=member_index(record))
-        torch.manual_seed(seed)
-        x = model.sample(n)
-    else:
+    if not ckpt.is_file():
         try:
-            x = torch.from_numpy(np.load(kept, allow_pickle=False))
+            return checked_points(torch.from_numpy(np.load(kept, allow_pickle=False)), record, n)
         except (OSError, ValueError) as e:
             raise ConfigError(f"figures: {kept} is not a readable .npy array ({e}); delete it "
                               "and redraw from the run's checkpoint") from None
-    if x.ndim != 2 or x.shape != (n, 2) or not x.dtype.is_floating_point:
+    model = load_model(ckpt, "cpu", member=member_index(record))
+    torch.manual_seed(seed)
+    x = checked_points(model.sample(n), record, n)
+    kept.parent.mkdir(exist_ok=True)
+    np.save(kept, x.numpy())
+    return x
+
+
+def checked_points(x: torch.Tensor, record: RunRecord, n: int) -> torch.Tensor:
+    """`x` as float32 when it holds n 2D points, else a clear error."""
+    if x.shape != (n, 2) or not x.dtype.is_floating_point:
         raise ConfigError(f"figures: run {record.name} is not a 2D toy model (samples of shape "
                           f"{tuple(x.shape)}); a scatter plot needs {n} 2D points")
-    x = x.float()
-    if ckpt.is_file():
-        kept.parent.mkdir(exist_ok=True)
-        np.save(kept, x.numpy())
-    return x
+    return x.float()
 
 
 def toy_data(config: dict):

@@ -132,7 +132,7 @@ def test_figures_from_runs(tmp_path, digits_classifier):
     assert sorted(history) == [1, 2] and all(v > 0 for v in history.values())
 
 
-def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path):
+def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path, capsys):
     from lit_gen.bench.figures import member_index, seed_run, toy_points
     from lit_gen.bench.records import load_records
     from lit_gen.run.checkpoint import load_model
@@ -169,8 +169,10 @@ def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path):
     assert bench.main(["figures", str(root), "--out", str(tmp_path / "b" / "toy"),
                        "--points", "100"]) == 0
     assert not (tmp_path / "b").exists()
+    assert "left out gan / ring2d (no checkpoints/last.ckpt" in capsys.readouterr().out
     kept.write_bytes(b"not an array")  # a corrupt record: a clear error, exit 2
     assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 2
+    assert "member1_seed0_n200.npy is not a readable .npy array" in capsys.readouterr().err
     np.save(kept, np.zeros((200, 3), np.float32))
     assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 2
     assert bench.main(["figures", str(root), "--out", str(out), "--only", "scatter",
