@@ -128,8 +128,14 @@ def _planned_but_absent(root: Path, seen: set[str]) -> list[RunRecord]:
     for run in state.get("runs", []):
         if run["name"] in seen:
             continue
-        out.append(RunRecord(run["name"], _planned_config(state, run["params"]), {},
-                             NOT_STARTED))
+        config = _planned_config(state, run["params"])
+        seeds = config.get("seeds")
+        if not seeds:
+            out.append(RunRecord(run["name"], config, {}, NOT_STARTED))
+            continue
+        # a planned ensemble run lands in its row as its members, like a run dir does
+        out += [RunRecord(f"{run['name']}/member{k}", member_config(config, seed), {},
+                          NOT_STARTED) for k, seed in enumerate(seeds)]
     return out
 
 

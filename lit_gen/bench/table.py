@@ -509,10 +509,13 @@ def notes(table: Table) -> list[str]:
         label = " / ".join(row.key)
         for status, why in ((FAILED, "no done.json: crashed, interrupted or still running"),
                             (NOT_STARTED, "planned in sweep.json, no run dir")):
-            names = [f"`{r.name}`" for r in row.runs if r.status == status]
+            members = [r.name for r in row.runs if r.status == status]
+            # an ensemble run's members (name/memberK) are named once, as their run
+            names = [f"`{n}`" for n in dict.fromkeys(n.split("/member")[0] for n in members)]
             if names:
                 runs = f"run {names[0]}" if len(names) == 1 else f"runs {', '.join(names)}"
-                out.append(f"{label}: {runs} {status} ({why})")
+                size = f", {len(members)} ensemble members" if len(members) > len(names) else ""
+                out.append(f"{label}: {runs} {status} ({why}{size})")
         for m in table.metrics:
             lacking = [r.name for r in row.finished if metric_values(r).get(m) is None]
             if lacking and len(lacking) < len(row.finished):

@@ -183,6 +183,25 @@ def test_planned_runs_without_a_run_dir_count_as_not_started(runs, tmp_path):
     assert "run `gan_ring2d,seed=2` not started (planned in sweep.json" in md
 
 
+def test_planned_ensemble_runs_count_their_members_and_seeds(runs, tmp_path):
+    # two planned 5-member halves of one row: 10 seeds not started, one note naming the
+    # runs, no "differ in seeds" / "runs with seed = 0" notes
+    root = Path(__file__).resolve().parents[2]
+    state = {"command": ["python", "-m", "lit_gen.fit", "--config",
+                         str(root / "conf/experiment/gan_grid2d.yaml"), "${args_no_hyphens}"],
+             "runs": [{"name": f"gan_grid2d,seeds={k}", "params": {"seeds": list(seeds)}}
+                      for k, seeds in ((0, range(5)), (1, range(5, 10)))]}
+    (runs / "sweep.json").write_text(json.dumps(state))
+    md, rows = table_files(runs, tmp_path / "t")
+    grid = row_of(rows, "gan", "grid2d")
+    assert (grid["n"], grid["failed"], grid["seed"]) == (
+        "0", "10 not started", "0, 1, 2, 3, 4, 5, 6, 7, 8, 9")
+    assert ("gan / grid2d: runs `gan_grid2d,seeds=0`, `gan_grid2d,seeds=1` not started "
+            "(planned in sweep.json, no run dir, 10 ensemble members)") in md
+    grid_notes = [line for line in md.splitlines() if line.startswith("- gan / grid2d:")]
+    assert len(grid_notes) == 1 and "differ" not in grid_notes[0]
+
+
 def test_metric_cells_of_a_row_with_no_started_run_say_not_started(runs, tmp_path):
     root = Path(__file__).resolve().parents[2]
     state = {"command": ["python", "-m", "lit_gen.fit", "--config",
