@@ -95,12 +95,26 @@ def read_run_dir(run_dir: Path, name: str) -> list[RunRecord]:
     done = _read_json(run_dir / DONE_FILE)
     status = FINISHED if done is not None and (run_dir / METRICS_FILE).is_file() else FAILED
     environment = _read_json(run_dir / ENVIRONMENT_FILE)
+    return run_records(name, config, metrics, status, environment, done, run_dir)
+
+
+def run_records(name: str, config: dict[str, Any], metrics: dict[str, Any], status: str,
+                environment: dict[str, Any] | None = None, done: dict[str, Any] | None = None,
+                path: Path | None = None) -> list[RunRecord]:
+    """One run's record, or one per member of an ensemble run (config `seeds`), named
+    `name/memberK` (run_of gives back `name`)."""
     seeds = config.get("seeds")
     if not seeds:
-        return [RunRecord(name, config, metrics, status, environment, done, run_dir)]
+        return [RunRecord(name, config, metrics, status, environment, done, path)]
     return [RunRecord(f"{name}/member{k}", member_config(config, seed),
-                      member_metrics(metrics, k), status, environment, done, run_dir)
+                      member_metrics(metrics, k), status, environment, done, path)
             for k, seed in enumerate(seeds)]
+
+
+def run_of(record_name: str) -> str:
+    """The run a record belongs to: an ensemble member's run name, else the name itself."""
+    head, sep, _ = record_name.rpartition("/member")
+    return head if sep else record_name
 
 
 def member_config(config: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -128,14 +142,8 @@ def _planned_but_absent(root: Path, seen: set[str]) -> list[RunRecord]:
     for run in state.get("runs", []):
         if run["name"] in seen:
             continue
-        config = _planned_config(state, run["params"])
-        seeds = config.get("seeds")
-        if not seeds:
-            out.append(RunRecord(run["name"], config, {}, NOT_STARTED))
-            continue
         # a planned ensemble run lands in its row as its members, like a run dir does
-        out += [RunRecord(f"{run['name']}/member{k}", member_config(config, seed), {},
-                          NOT_STARTED) for k, seed in enumerate(seeds)]
+        out += run_records(run["name"], _planned_config(state, run["params"]), {}, NOT_STARTED)
     return out
 
 
@@ -155,7 +163,7 @@ def local_records(root: Path) -> list[RunRecord]:
     dirs = find_run_dirs(root)
     records = [r for d in dirs for r in read_run_dir(d, str(d.relative_to(root)) if d != root
                                                       else d.name)]
-    seen = {r.name.split("/member")[0] for r in records}
+    seen = {run_of(r.name) for r in records}
     records += _planned_but_absent(root, seen)
     if not records:
         raise ConfigError(f"{root} holds no run dirs (directories with a lit_gen config.yaml)")

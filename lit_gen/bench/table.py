@@ -48,6 +48,7 @@ from lit_gen.bench.records import (
     load_records,
     lookup,
     read_reference,
+    run_of,
 )
 from lit_gen.errors import ConfigError, cli_main
 
@@ -510,8 +511,7 @@ def notes(table: Table) -> list[str]:
         for status, why in ((FAILED, "no done.json: crashed, interrupted or still running"),
                             (NOT_STARTED, "planned in sweep.json, no run dir")):
             members = [r.name for r in row.runs if r.status == status]
-            # an ensemble run's members (name/memberK) are named once, as their run
-            names = [f"`{n}`" for n in dict.fromkeys(n.split("/member")[0] for n in members)]
+            names = [f"`{n}`" for n in dict.fromkeys(run_of(n) for n in members)]
             if names:
                 runs = f"run {names[0]}" if len(names) == 1 else f"runs {', '.join(names)}"
                 size = f", {len(members)} ensemble members" if len(members) > len(names) else ""
