@@ -547,9 +547,21 @@ def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
 
+def distinct_runs(records: list[RunRecord]) -> list[RunRecord]:
+    """One record per run: an ensemble's members share their run's metrics.json protocol,
+    environment.json and done.json, which count once."""
+    runs: dict[tuple[str, str], RunRecord] = {}
+    for r in records:
+        runs.setdefault((str(r.path), run_of(r.name)), r)
+    return list(runs.values())
+
+
 def provenance(records: list[RunRecord]) -> list[str]:
-    """Markdown lines: protocols from metrics.json, then git commits, devices, libraries."""
+    """Markdown lines: protocols from metrics.json, then git commits, devices, libraries,
+    each counted over runs (an ensemble run once, not once per member)."""
     lines = ["## Protocol", ""]
+    n_members = sum(1 for r in records if r.status != NOT_STARTED and r.name != run_of(r.name))
+    records = [r for r in distinct_runs(records) if r.status != NOT_STARTED]
     finished = [r for r in records if r.status == FINISHED]
     protos = [flat(r.metrics[k]) for r in finished for k in PROVENANCE_KEYS
               if isinstance(r.metrics.get(k), dict)]
@@ -588,6 +600,11 @@ def provenance(records: list[RunRecord]) -> list[str]:
         lines.append(f"- training wall time: {sum(secs) / 60:.1f} min in total over "
                      f"{_runs(len(secs))} that finished ({sum(secs) / len(secs):.0f} s per run; "
                      "a resumed run counts its last launch)")
+    if n_members:
+        ensembles = sum(1 for r in records if r.name != run_of(r.name))
+        lines.append(f"- {ensembles} of the {_runs(len(records))} above train their seeds as "
+                     f"one ensemble ({n_members} members in all; a member shares its run's "
+                     "environment and wall time)")
     return lines
 
 

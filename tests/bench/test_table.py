@@ -202,6 +202,33 @@ def test_planned_ensemble_runs_count_their_members_and_seeds(runs, tmp_path):
     assert len(grid_notes) == 1 and "differ" not in grid_notes[0]
 
 
+def test_provenance_counts_an_ensemble_run_once(runs, tmp_path):
+    # a finished 3-member ensemble (60 s) beside the fixture's 10 solo runs (7 finished, 30 s
+    # each) and a planned 5-member run: the members share the run's environment.json and
+    # done.json, which count once; the planned run has neither and counts nowhere
+    d = make_run(runs, "gan_grid2d", "grid2d", 0, None, env=ENV_B)
+    config = yaml.safe_load((d / "config.yaml").read_text())
+    (d / "config.yaml").write_text(yaml.safe_dump({**config, "seeds": [3, 4, 5]}))
+    (d / "done.json").write_text(json.dumps({"epoch": 5, "g_step": 100, "wall_seconds": 60.0}))
+    (d / "metrics.json").write_text(json.dumps({"protocol": P_TOY, "members": [
+        {"seed": s, "modes_captured": m} for s, m in ((3, 20), (4, 22), (5, 25))]}))
+    root = Path(__file__).resolve().parents[2]
+    (runs / "sweep.json").write_text(json.dumps({
+        "command": ["python", "-m", "lit_gen.fit", "--config",
+                    str(root / "conf/experiment/gan_grid2d.yaml"), "${args_no_hyphens}"],
+        "runs": [{"name": "gan_grid2d,later", "params": {"seeds": [5, 6, 7, 8, 9]}}]}))
+    md, rows = table_files(runs, tmp_path / "t")
+    grid = row_of(rows, "gan", "grid2d")
+    assert (grid["n"], grid["failed"]) == ("3", "5 not started")  # the table counts members
+    assert "From the metrics.json of 8 runs (of 8 that finished)" in md
+    assert "- git commit: aaa (8 runs); bbb (2 runs)" in md
+    assert "- not recorded by 1 run\n" in md
+    # (7 x 30 s + 60 s) / 8 runs
+    assert "- training wall time: 4.5 min in total over 8 runs that finished (34 s per run" in md
+    assert ("- 1 of the 11 runs above train their seeds as one ensemble (3 members in all; "
+            "a member shares its run's environment and wall time)") in md
+
+
 def test_metric_cells_of_a_row_with_no_started_run_say_not_started(runs, tmp_path):
     root = Path(__file__).resolve().parents[2]
     state = {"command": ["python", "-m", "lit_gen.fit", "--config",
