@@ -181,6 +181,10 @@ def test_planned_runs_without_a_run_dir_count_as_not_started(runs, tmp_path):
     gan = row_of(rows, "gan", "ring2d")
     assert (gan["n"], gan["failed"], gan["seed"]) == ("2", "1 not started", "0, 1, 2")
     assert "run `gan_ring2d,seed=2` not started (planned in sweep.json" in md
+    # the planned run's config comes from today's conf/: a real difference from the finished
+    # runs is named (the experiment's lr, not the runs' 2e-4); defaults the finished runs'
+    # configs lack are not differences
+    assert "- gan / ring2d: runs differ in model.g_optim.lr (add them to --group-by?)\n" in md
 
 
 def test_planned_ensemble_runs_count_their_members_and_seeds(runs, tmp_path):
