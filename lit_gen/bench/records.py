@@ -117,6 +117,15 @@ def run_of(record_name: str) -> str:
     return head if sep else record_name
 
 
+def distinct_runs(records: list[RunRecord]) -> list[RunRecord]:
+    """One record per run: an ensemble's members share their run's metrics.json protocol,
+    environment.json and done.json, which count once."""
+    runs: dict[tuple[str, str], RunRecord] = {}
+    for r in records:
+        runs.setdefault((str(r.path), run_of(r.name)), r)
+    return list(runs.values())
+
+
 def member_config(config: dict[str, Any], seed: int) -> dict[str, Any]:
     """An ensemble member's config: a plain run of its seed (rows group it as one)."""
     return {**config, "seed": seed, "seeds": None}

@@ -42,6 +42,7 @@ from lit_gen.bench.records import (
     NOT_STARTED,
     REAL,
     RunRecord,
+    distinct_runs,
     group_value,
     is_finite_number,
     is_number,
@@ -548,15 +549,6 @@ def _plain(value_json: str) -> str:
 
 def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
-
-
-def distinct_runs(records: list[RunRecord]) -> list[RunRecord]:
-    """One record per run: an ensemble's members share their run's metrics.json protocol,
-    environment.json and done.json, which count once."""
-    runs: dict[tuple[str, str], RunRecord] = {}
-    for r in records:
-        runs.setdefault((str(r.path), run_of(r.name)), r)
-    return list(runs.values())
 
 
 def provenance(records: list[RunRecord]) -> list[str]:
