@@ -183,16 +183,10 @@ def draw_gallery(rows: dict[str, list[RunRecord]], n: int, seed: int, path: Path
 
 # --- toy scatter plots ----------------------------------------------------------------------
 
-def member_index(record: RunRecord) -> int | None:
-    """The ensemble member a record stands for (run name ".../memberK"), else None."""
-    head, sep, k = record.name.rpartition("/member")
-    return int(k) if sep and k.isdigit() else None
-
-
 def points_file(record: RunRecord, n: int, seed: int) -> Path:
     """Where a panel's points are kept in the run dir (a 20 KB run record: the scatter plot
     redraws from the records alone once the checkpoints are gone)."""
-    k = member_index(record)
+    k = record.member
     return record.path / SCATTER_DIR / f"{'' if k is None else f'member{k}_'}seed{seed}_n{n}.npy"
 
 
@@ -220,7 +214,7 @@ def toy_points(record: RunRecord, n: int, seed: int) -> torch.Tensor:
         except (OSError, ValueError) as e:
             raise ConfigError(f"figures: {kept} is not a readable .npy array ({e}); delete it "
                               "and redraw from the run's checkpoint") from None
-    model = load_model(ckpt, "cpu", member=member_index(record))
+    model = load_model(ckpt, "cpu", member=record.member)
     torch.manual_seed(seed)
     x = checked_points(model.sample(n), record, n)
     kept.parent.mkdir(exist_ok=True)

@@ -41,6 +41,8 @@ class RunRecord:
         environment: environment.json (library versions, device, git commit), if recorded.
         done: done.json (epoch, g_step, wall_seconds), if finished.
         path: the run dir (local runs; None for W&B runs).
+        member: the ensemble member (index into config `seeds`) this record stands for,
+            named `<run>/member<k>`; None for a plain run.
     """
 
     name: str
@@ -50,6 +52,12 @@ class RunRecord:
     environment: dict[str, Any] | None = None
     done: dict[str, Any] | None = None
     path: Path | None = None
+    member: int | None = None
+
+    @property
+    def run(self) -> str:
+        """The run this record belongs to: an ensemble member's run name, else `name`."""
+        return self.name if self.member is None else self.name.removesuffix(f"/member{self.member}")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -102,19 +110,13 @@ def run_records(name: str, config: dict[str, Any], metrics: dict[str, Any], stat
                 environment: dict[str, Any] | None = None, done: dict[str, Any] | None = None,
                 path: Path | None = None) -> list[RunRecord]:
     """One run's record, or one per member of an ensemble run (config `seeds`), named
-    `name/memberK` (run_of gives back `name`)."""
+    `name/memberK` with `member` K (`.run` gives back `name`)."""
     seeds = config.get("seeds")
     if not seeds:
         return [RunRecord(name, config, metrics, status, environment, done, path)]
     return [RunRecord(f"{name}/member{k}", member_config(config, seed),
-                      member_metrics(metrics, k), status, environment, done, path)
+                      member_metrics(metrics, k), status, environment, done, path, k)
             for k, seed in enumerate(seeds)]
-
-
-def run_of(record_name: str) -> str:
-    """The run a record belongs to: an ensemble member's run name, else the name itself."""
-    head, sep, _ = record_name.rpartition("/member")
-    return head if sep else record_name
 
 
 def distinct_runs(records: list[RunRecord]) -> list[RunRecord]:
@@ -122,7 +124,7 @@ def distinct_runs(records: list[RunRecord]) -> list[RunRecord]:
     environment.json and done.json, which count once."""
     runs: dict[tuple[str, str], RunRecord] = {}
     for r in records:
-        runs.setdefault((str(r.path), run_of(r.name)), r)
+        runs.setdefault((str(r.path), r.run), r)
     return list(runs.values())
 
 
@@ -172,7 +174,7 @@ def local_records(root: Path) -> list[RunRecord]:
     dirs = find_run_dirs(root)
     records = [r for d in dirs for r in read_run_dir(d, str(d.relative_to(root)) if d != root
                                                       else d.name)]
-    seen = {run_of(r.name) for r in records}
+    seen = {r.run for r in records}
     records += _planned_but_absent(root, seen)
     if not records:
         raise ConfigError(f"{root} holds no run dirs (directories with a lit_gen config.yaml)")

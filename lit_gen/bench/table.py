@@ -49,7 +49,6 @@ from lit_gen.bench.records import (
     load_records,
     lookup,
     read_reference,
-    run_of,
 )
 from lit_gen.errors import ConfigError, cli_main
 
@@ -511,8 +510,8 @@ def notes(table: Table) -> list[str]:
         label = " / ".join(row.key)
         for status, why in ((FAILED, "no done.json: crashed, interrupted or still running"),
                             (NOT_STARTED, "planned in sweep.json, no run dir")):
-            members = [r.name for r in row.runs if r.status == status]
-            names = [f"`{n}`" for n in dict.fromkeys(run_of(n) for n in members)]
+            members = [r for r in row.runs if r.status == status]
+            names = [f"`{n}`" for n in dict.fromkeys(r.run for r in members)]
             if names:
                 runs = f"run {names[0]}" if len(names) == 1 else f"runs {', '.join(names)}"
                 size = f", {len(members)} ensemble members" if len(members) > len(names) else ""
@@ -555,7 +554,7 @@ def provenance(records: list[RunRecord]) -> list[str]:
     """Markdown lines: protocols from metrics.json, then git commits, devices, libraries,
     each counted over runs (an ensemble run once, not once per member)."""
     lines = ["## Protocol", ""]
-    n_members = sum(1 for r in records if r.status != NOT_STARTED and r.name != run_of(r.name))
+    n_members = sum(1 for r in records if r.status != NOT_STARTED and r.member is not None)
     records = [r for r in distinct_runs(records) if r.status != NOT_STARTED]
     finished = [r for r in records if r.status == FINISHED]
     protos = [flat(r.metrics[k]) for r in finished for k in PROVENANCE_KEYS
@@ -596,7 +595,7 @@ def provenance(records: list[RunRecord]) -> list[str]:
                      f"{_runs(len(secs))} that finished ({sum(secs) / len(secs):.0f} s per run; "
                      "a resumed run counts its last launch)")
     if n_members:
-        ensembles = sum(1 for r in records if r.name != run_of(r.name))
+        ensembles = sum(1 for r in records if r.member is not None)
         lines.append(f"- {ensembles} of the {_runs(len(records))} above train their seeds as "
                      f"one ensemble ({n_members} members in all; a member shares its run's "
                      "environment and wall time)")

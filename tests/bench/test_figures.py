@@ -133,7 +133,7 @@ def test_figures_from_runs(tmp_path, digits_classifier):
 
 
 def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path, capsys):
-    from lit_gen.bench.figures import member_index, seed_run, toy_points
+    from lit_gen.bench.figures import seed_run, toy_points
     from lit_gen.bench.records import load_records
     from lit_gen.run.checkpoint import load_model
 
@@ -142,9 +142,10 @@ def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path, cap
     fit(["conf/experiment/gan_grid2d.yaml"], tiny_overrides(root / "gan_grid2d"))
     records = load_records(str(root))
     ring = [r for r in records if r.config["data"]["name"] == "ring2d"]
-    assert sorted(member_index(r) for r in ring) == [0, 1]
+    assert sorted(r.member for r in ring) == [0, 1]
+    assert {r.run for r in ring} == {"gan_ring2d"} and [r.run for r in records if r not in ring] == ["gan_grid2d"]
     chosen = seed_run(ring, 0, 50)
-    assert chosen.config["seed"] == 0 and member_index(chosen) == 1
+    assert chosen.config["seed"] == 0 and chosen.member == 1
     # the points are member 1's samples after manual_seed(seed)
     model = load_model(root / "gan_ring2d" / "checkpoints" / "last.ckpt", member=1)
     torch.manual_seed(5)

@@ -233,6 +233,20 @@ def test_provenance_counts_an_ensemble_run_once(runs, tmp_path):
             "a member shares its run's environment and wall time)") in md
 
 
+def test_ensemble_membership_is_a_field_not_read_from_the_run_name():
+    from lit_gen.bench.records import distinct_runs, run_records
+
+    # a plain run whose dir happens to be named like a member is a plain run of its own
+    plain = run_records("ablation/member1", {"seed": 4}, {}, "finished")
+    ens = run_records("ablation", {"seed": 0, "seeds": [7, 9]}, {"members": [
+        {"seed": 7, "modes_captured": 3}, {"seed": 9, "modes_captured": 5}]}, "finished")
+    assert [(r.name, r.run, r.member) for r in plain] == [("ablation/member1", "ablation/member1", None)]
+    assert [(r.name, r.run, r.member, r.config["seed"], r.metrics["modes_captured"])
+            for r in ens] == [("ablation/member0", "ablation", 0, 7, 3),
+                              ("ablation/member1", "ablation", 1, 9, 5)]
+    assert len(distinct_runs(plain + ens)) == 2
+
+
 def test_metric_cells_of_a_row_with_no_started_run_say_not_started(runs, tmp_path):
     root = Path(__file__).resolve().parents[2]
     state = {"command": ["python", "-m", "lit_gen.fit", "--config",
