@@ -43,8 +43,17 @@ from lit_gen.run.dir import CHECKPOINTS_DIR, LAST_CHECKPOINT
 
 METRICS_CSV = "metrics.csv"  # written by the run's CSV logger (lit_gen.run.loggers)
 SCATTER_DIR = "scatter"  # a toy run's kept scatter points (figures.points_file)
+SCATTER_POINTS, SCATTER_SEED = 2500, 0  # a panel: the short protocol's 2,500 samples, seed 0
 PAD = 2  # pixels between images in the gallery
 LABEL_WIDTH = 8  # pixels per character of a row label (PIL's default bitmap font is 6)
+
+
+def png_metadata() -> dict[str, str]:
+    """No timestamp, and the plotting library's version: the same records and version give
+    byte-identical PNGs (tests/bench/test_committed_tables.py compares them)."""
+    import matplotlib
+
+    return {"Software": f"matplotlib {matplotlib.__version__}"}
 
 
 def group_rows(records: list[RunRecord], group_by: list[str]) -> dict[str, list[RunRecord]]:
@@ -108,7 +117,7 @@ def plot_curves(rows: dict[str, list[RunRecord]], metric: str, path: Path) -> li
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    fig.savefig(path, metadata=png_metadata())
     plt.close(fig)
     return missing
 
@@ -280,7 +289,7 @@ def draw_scatter(rows: dict[str, list[RunRecord]], n: int, seed: int,
         fig.tight_layout()
         path = path_of[dataset]
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, metadata={"Software": None})
+        fig.savefig(path, metadata=png_metadata())
         plt.close(fig)
         print(f"wrote {path} ({len(panels)} panels)")
     return missing
@@ -294,6 +303,31 @@ def is_toy(records: list[RunRecord]) -> bool:
                                for n in names)
 
 
+def scatter_figures(rows: dict[str, list[RunRecord]], out: Path, n: int = SCATTER_POINTS,
+                    seed: int = SCATTER_SEED) -> tuple[list[Path], list[str]]:
+    """OUT_scatter_<dataset>.png for each toy dataset of the rows; returns the files and a
+    line naming the rows left out (they have neither a checkpoint nor kept points)."""
+    datasets = sorted({str(r.config["data"]["name"]) for runs in rows.values() for r in runs})
+    path_of = {d: out.with_name(f"{out.name}_scatter_{d}.png") for d in datasets}
+    missing = draw_scatter(rows, n, seed, path_of)
+    drawn = {str(runs[0].config["data"]["name"]) for label, runs in rows.items()
+             if label not in missing}
+    why = (f"no {CHECKPOINTS_DIR}/{LAST_CHECKPOINT} and no kept {SCATTER_DIR}/ points of seed "
+           f"{seed} ({n} points)")
+    return [path_of[d] for d in datasets if d in drawn], \
+        [f"no panel for {', '.join(missing)}: {why}"] if missing else []
+
+
+def draw_toy_scatter(records: list[RunRecord], group_by: list[str],
+                     out: Path) -> tuple[list[Path], list[str]]:
+    """The table's scatter figures (`lit_gen.bench --scatter`): its rows' finished runs."""
+    rows = group_rows(records, group_by)
+    finished = [r for runs in rows.values() for r in runs]
+    if not is_toy(finished):
+        raise ConfigError("--scatter: the finished runs are not all on 2D toy data")
+    return scatter_figures(rows, out)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m lit_gen.bench figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -303,8 +337,9 @@ def parse_args(argv):
     parser.add_argument("--group-by", default="model,dataset", help="row keys, as in the table")
     parser.add_argument("--metric", default="fid", help="the curve's metric (fid)")
     parser.add_argument("--n", type=int, default=10, help="samples per gallery row (10)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed of every row (0)")
-    parser.add_argument("--points", type=int, default=2500,
+    parser.add_argument("--seed", type=int, default=SCATTER_SEED,
+                        help="sampling seed of every row (0)")
+    parser.add_argument("--points", type=int, default=SCATTER_POINTS,
                         help="samples per toy scatter panel (2500, the short protocol's)")
     parser.add_argument("--only", choices=("gallery", "curves", "scatter"), default=None,
                         help="draw one of the pictures (default: gallery and curves, or the "
@@ -328,12 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "scatter" or (args.only is None and is_toy(finished)):
         if not is_toy(finished):
             raise ConfigError("figures --only scatter: the runs are not all on 2D toy data")
-        datasets = {str(r.config["data"]["name"]) for r in finished}
-        missing = draw_scatter(rows, args.points, args.seed,
-                               {d: out.with_name(f"{out.name}_scatter_{d}.png") for d in datasets})
-        for label in missing:
-            print(f"scatter: left out {label} (no checkpoints/last.ckpt and no kept "
-                  f"{SCATTER_DIR}/ points of seed {args.seed}, {args.points} points)")
+        for label in scatter_figures(rows, out, args.points, args.seed)[1]:
+            print(f"scatter: {label}")
         return 0
     jobs = {"gallery": lambda p: draw_gallery(rows, args.n, args.seed, p),
             "curves": lambda p: plot_curves(rows, args.metric, p)}

@@ -607,7 +607,7 @@ def _md_escape(text: str) -> str:
 
 
 def render_markdown(table: Table, title: str, command: str, sources: list[str],
-                    figures: Sequence[str] = ()) -> str:
+                    figures: Sequence[str] = (), figure_notes: Sequence[str] = ()) -> str:
     head = [*table.group_by, "epochs", "/".join(table.over), "n", "failed", *table.metrics,
             *table.extra_head()]
     lines = [f"# {title}", "", f"Made by `{command}`.", ""]
@@ -640,6 +640,8 @@ def render_markdown(table: Table, title: str, command: str, sources: list[str],
     lines += reference_lines(table)
     if figures:  # the pictures of the table (`lit_gen.bench figures`), paths as given
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
+        if figure_notes:
+            lines += [""] + [f"- {n}" for n in figure_notes]
     found = notes(table) + protocol_mismatches(table)
     if found:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in found]
@@ -710,6 +712,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--figure", action="append", default=[], metavar="PATH",
                         help="an image shown under the table, its path relative to the "
                              "markdown file (e.g. the gallery and curves of `bench figures`)")
+    parser.add_argument("--scatter", action="store_true",
+                        help="toy runs: also draw OUT_scatter_<dataset>.png (one panel per row, "
+                             "its seed-0 run or ensemble member, from its checkpoint or kept "
+                             "points) and show them under the table; rows without a panel are "
+                             "named there")
     parser.add_argument("--reference", action="append", default=[], metavar="FILE.json",
                         help="reference rows (real-vs-real floor, uniform noise) written by "
                              "`python -m lit_gen.bench reference`")
@@ -728,6 +735,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.scatter and not args.out:
+        raise ConfigError("--scatter writes OUT_scatter_<dataset>.png next to the table: "
+                          "give --out")
     records = [r for source in args.sources for r in load_records(source)]
     include = _keys(args.metrics) if args.metrics else None
     references = [row for path in args.reference for row in read_reference(path)["rows"]]
@@ -743,7 +753,14 @@ def main(argv: list[str] | None = None) -> int:
         out = out.with_suffix("")
     title = args.title or (out.name if out else "Benchmark")
     command = "python -m lit_gen.bench " + shlex.join(argv)
-    markdown = render_markdown(table, title, command, args.sources, args.figure)
+    figures, figure_notes = list(args.figure), []
+    if args.scatter:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        from lit_gen.bench.figures import draw_toy_scatter
+
+        paths, figure_notes = draw_toy_scatter(records, table.group_by, out)
+        figures += [p.name for p in paths if p.name not in figures]
+    markdown = render_markdown(table, title, command, args.sources, figures, figure_notes)
     if out is None:
         sys.stdout.write(markdown)
         return 0

@@ -31,8 +31,11 @@ def test_committed_table_regenerates_from_its_records(table, tmp_path, monkeypat
     # a fresh clone's layout: rows of planned runs not yet started are named from conf/
     for folder in ("benchmarks", "conf"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
-    for p in (tmp_path / out).parent.glob(f"{out.name}.*"):
-        if p.suffix in (".md", ".csv"):
+    drawn = sorted((ROOT / out).parent.glob(f"{out.name}_scatter_*.png")) \
+        if "--scatter" in argv else []
+    for p in [*(tmp_path / out).parent.glob(f"{out.name}.*"),
+              *(tmp_path / p.relative_to(ROOT) for p in drawn)]:
+        if p.suffix in (".md", ".csv", ".png"):
             p.unlink()  # written anew, not left over
     monkeypatch.chdir(tmp_path)
     assert bench(argv) == 0
@@ -40,3 +43,19 @@ def test_committed_table_regenerates_from_its_records(table, tmp_path, monkeypat
         committed = table.with_suffix(suffix)
         assert (tmp_path / out).with_suffix(suffix).read_bytes() == committed.read_bytes(), \
             f"{committed.name} differs from what its records give: rerun `{command}`"
+    for committed in drawn:  # the scatter figures the command draws from the kept points
+        assert_same_figure(tmp_path / committed.relative_to(ROOT), committed, command)
+
+
+def assert_same_figure(new: Path, committed: Path, command: str) -> None:
+    """Pixel for pixel under the matplotlib version that drew the committed file (its PNG
+    'Software' tag); under another version antialiasing may move: 99.5 % of the pixels."""
+    import numpy as np
+    from PIL import Image
+
+    a, b = Image.open(new), Image.open(committed)
+    assert a.size == b.size, f"{committed.name}: size {a.size} != {b.size}; rerun `{command}`"
+    same = (np.asarray(a.convert("RGB")) == np.asarray(b.convert("RGB"))).all(-1)
+    floor = 1.0 if a.info.get("Software") == b.info.get("Software") else 0.995
+    assert same.mean() >= floor, (f"{committed.name}: {same.size - same.sum()} of its {same.size} "
+                                  f"pixels differ from what its records give; rerun `{command}`")

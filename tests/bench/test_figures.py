@@ -162,15 +162,35 @@ def test_toy_scatter_one_figure_per_dataset_from_the_seed_0_member(tmp_path, cap
     kept = root / "gan_ring2d" / "scatter" / "member1_seed0_n200.npy"
     assert np.load(kept).shape == (200, 2)
     before = {d: out.with_name(f"toy_scatter_{d}.png").read_bytes() for d in ("ring2d", "grid2d")}
+    # the table command draws the same panels itself (--scatter), at the protocol's 2,500
+    table = tmp_path / "tab" / "toy"
+    assert bench.main([str(root), "--over", "seed", "--metrics", "modes_captured", "--scatter",
+                       "--out", str(table)]) == 0
+    md = table.with_suffix(".md").read_text()
+    for dataset in ("grid2d", "ring2d"):
+        assert f"![toy_scatter_{dataset}](toy_scatter_{dataset}.png)" in md
+    drawn = {d: table.with_name(f"toy_scatter_{d}.png").read_bytes() for d in before}
     for ckpt in root.glob("*/checkpoints/last.ckpt"):
         ckpt.unlink()
+    # from the kept points alone: the same figures; a row without them is named in the table
+    (root / "gan_grid2d" / "scatter" / "seed0_n2500.npy").unlink()
+    assert bench.main([str(root), "--over", "seed", "--metrics", "modes_captured", "--scatter",
+                       "--out", str(table)]) == 0
+    md = table.with_suffix(".md").read_text()
+    assert table.with_name("toy_scatter_ring2d.png").read_bytes() == drawn["ring2d"]
+    assert "toy_scatter_grid2d.png" not in md
+    assert ("- no panel for gan / grid2d: no checkpoints/last.ckpt and no kept scatter/ points "
+            "of seed 0 (2500 points)") in md
+    assert bench.main([str(root), "--scatter"]) == 2  # it writes files: --out is needed
+    assert "--scatter writes OUT_scatter_<dataset>.png" in capsys.readouterr().err
     assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 0
     assert {d: out.with_name(f"toy_scatter_{d}.png").read_bytes() for d in before} == before
     # kept points of another size are not these points: the row is left out, named
     assert bench.main(["figures", str(root), "--out", str(tmp_path / "b" / "toy"),
                        "--points", "100"]) == 0
     assert not (tmp_path / "b").exists()
-    assert "left out gan / ring2d (no checkpoints/last.ckpt" in capsys.readouterr().out
+    assert "scatter: no panel for gan / grid2d, gan / ring2d: no checkpoints/last.ckpt" \
+        in capsys.readouterr().out
     kept.write_bytes(b"not an array")  # a corrupt record: a clear error, exit 2
     assert bench.main(["figures", str(root), "--out", str(out), "--points", "200"]) == 2
     assert "member1_seed0_n200.npy is not a readable .npy array" in capsys.readouterr().err
