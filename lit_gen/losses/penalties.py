@@ -38,12 +38,47 @@ def input_gradient_norm(critic: Critic, x: Tensor) -> Tensor:
         return grad.flatten(1).norm(2, dim=1)
 
 
+class Draws:
+    """The randomness and batch statistics a penalty takes. A plain run (and a 1-member
+    ensemble): torch's global stream and the whole batch. An ensemble of M members (config
+    `seeds`): the batch is M equal chunks, one per member, and member k's rows draw from its
+    own stream (`rngs[k]`) and see only its chunk's statistics, so a member trains as it
+    would alone."""
+
+    def __init__(self, rngs: list[torch.Generator] | None = None):
+        self.rngs = rngs or None
+
+    def rand(self, x: Tensor, per_example: bool = False) -> Tensor:
+        """U[0, 1) shaped like x, or (B, 1, ...) with one value per example."""
+        def shape(n):
+            return (n, *([1] * (x.ndim - 1))) if per_example else (n, *x.shape[1:])
+
+        if self.rngs is None:
+            return torch.rand(shape(len(x)), dtype=x.dtype, device=x.device)
+        n = len(x) // len(self.rngs)
+        return torch.cat([torch.rand(shape(n), dtype=x.dtype, device=x.device, generator=g)
+                          for g in self.rngs])
+
+    def std(self, x: Tensor) -> Tensor:
+        """The sample std of the batch's values; in an ensemble, of each member's chunk, as a
+        (B, 1, ...) column."""
+        if self.rngs is None:
+            return x.std()
+        m = len(self.rngs)
+        return x.reshape(m, -1).std(dim=1).repeat_interleave(len(x) // m).reshape(
+            len(x), *([1] * (x.ndim - 1)))
+
+
+PLAIN = Draws()
+
+
 class Penalty:
     """Base: no loss term, no post-step action."""
 
     name = ""
 
-    def loss(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor | None:
+    def loss(self, critic: Critic, real: Tensor, fake: Tensor,
+             draws: Draws = PLAIN) -> Tensor | None:
         return None
 
     def after_step(self, discriminator: nn.Module) -> None:
@@ -60,9 +95,10 @@ class GradientPenalty(Penalty):
     def __init__(self, weight: float = 10.0, target: float = 1.0):
         self.weight, self.target = weight, target
 
-    def loss(self, critic, real, fake):
-        eps = torch.rand(len(real), *([1] * (real.ndim - 1)), device=real.device)
-        x_hat = eps * real.detach().float() + (1 - eps) * fake.detach().float()
+    def loss(self, critic, real, fake, draws=PLAIN):
+        real, fake = real.detach().float(), fake.detach().float()
+        eps = draws.rand(real, per_example=True)
+        x_hat = eps * real + (1 - eps) * fake
         return self.weight * (input_gradient_norm(critic, x_hat) - self.target).pow(2).mean()
 
 
@@ -76,10 +112,10 @@ class DRAGANPenalty(Penalty):
     def __init__(self, weight: float = 10.0, c: float = 0.5, target: float = 1.0):
         self.weight, self.c, self.target = weight, c, target
 
-    def loss(self, critic, real, fake):
+    def loss(self, critic, real, fake, draws=PLAIN):
         x = real.detach().float()
-        x_p = x + self.c * x.std() * torch.rand_like(x)
-        alpha = torch.rand(len(x), *([1] * (x.ndim - 1)), device=x.device)
+        x_p = x + self.c * draws.std(x) * draws.rand(x)
+        alpha = draws.rand(x, per_example=True)
         x_hat = x + alpha * (x_p - x)
         return self.weight * (input_gradient_norm(critic, x_hat) - self.target).pow(2).mean()
 
@@ -93,7 +129,7 @@ class R1Penalty(Penalty):
     def __init__(self, gamma: float = 10.0):
         self.gamma = gamma
 
-    def loss(self, critic, real, fake):
+    def loss(self, critic, real, fake, draws=PLAIN):
         return 0.5 * self.gamma * input_gradient_norm(critic, real).pow(2).mean()
 
 
@@ -106,7 +142,7 @@ class R2Penalty(Penalty):
     def __init__(self, gamma: float = 10.0):
         self.gamma = gamma
 
-    def loss(self, critic, real, fake):
+    def loss(self, critic, real, fake, draws=PLAIN):
         return 0.5 * self.gamma * input_gradient_norm(critic, fake).pow(2).mean()
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from lit_gen.errors import ConfigError
 from lit_gen.losses import LOSSES, PENALTIES
+from lit_gen.losses.penalties import Draws
 from lit_gen.models.base import (
     Batch,
     GenerativeModule,
@@ -149,9 +150,11 @@ class AdversarialModule(GenerativeModule):
         else:
             critic = lambda x: self.discriminate(x, y_real)  # noqa: E731
             real_x, fake_x = real.x, fake.x
+        # an ensemble's members draw from their own streams, over their own chunks
+        draws = Draws(self.member_rngs() if self.n_members > 1 else None)
         total: Tensor | float = 0.0
         for p in self.penalties:
-            term = p.loss(critic, real_x, fake_x)
+            term = p.loss(critic, real_x, fake_x, draws)
             if term is not None:
                 logs[f"penalty_{p.name}"] = term
                 total = total + term

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lit_gen.losses import LOSSES, PENALTIES, input_gradient_norm
+from lit_gen.losses.penalties import Draws
 
 REAL = torch.tensor([2.0, -1.0, 0.5])
 FAKE = torch.tensor([-0.5, 1.5, 0.0])
@@ -109,3 +110,41 @@ def test_weight_clipping_after_step():
     assert d.weight.max().item() == pytest.approx(0.05)
     assert d.weight.min().item() == pytest.approx(-0.05)
     assert d.bias.abs().max().item() <= 0.05 + 1e-7
+
+
+@pytest.mark.parametrize("name", ["gp", "dragan"])
+def test_ensemble_penalty_draws_each_members_stream_over_its_own_chunk(name):
+    """A 2-member batch (two chunks of 6): each chunk's draws come from its member's stream
+    and DRAGAN's std from its chunk alone, so the ensemble's penalty is the mean of the
+    members' penalties computed one by one (and a member's does not see the other's data)."""
+    critic = lambda v: 0.5 * v.pow(2).sum(1) + v[:, 0]  # noqa: E731  (gradient x + e1)
+    penalty = PENALTIES.get(name)(weight=2.0)
+    real = torch.cat([torch.randn(6, 2), 10 * torch.randn(6, 2)])  # very different spreads
+    fake = torch.randn(12, 2)
+    rngs = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    both = penalty.loss(critic, real, fake, Draws(rngs))
+    alone = [penalty.loss(critic, real[k * 6:(k + 1) * 6], fake[k * 6:(k + 1) * 6],
+                          Draws([torch.Generator().manual_seed(s)]))
+             for k, s in enumerate((3, 4))]
+    assert both.item() == pytest.approx((alone[0].item() + alone[1].item()) / 2, rel=1e-6)
+    # and member 0's term does not move when member 1's data does
+    moved = real.clone()
+    moved[6:] *= 3
+    again = penalty.loss(critic, moved, fake, Draws([torch.Generator().manual_seed(s)
+                                                       for s in (3, 4)]))
+    other = penalty.loss(critic, moved[6:], fake[6:], Draws([torch.Generator().manual_seed(4)]))
+    assert again.item() == pytest.approx((alone[0].item() + other.item()) / 2, rel=1e-6)
+
+
+def test_draws_of_a_plain_run_are_the_global_stream_and_whole_batch():
+    x = torch.randn(10, 3)
+    torch.manual_seed(0)
+    got = (Draws().rand(x), Draws().rand(x, per_example=True))
+    torch.manual_seed(0)
+    assert torch.equal(got[0], torch.rand_like(x)) and torch.equal(got[1], torch.rand(10, 1))
+    assert torch.equal(Draws().std(x), x.std())
+    two = Draws([torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)])
+    stds = two.std(x)
+    assert stds.shape == (10, 1)
+    assert torch.allclose(stds[:5], x[:5].std().expand(5, 1))
+    assert torch.allclose(stds[5:], x[5:].std().expand(5, 1))

@@ -35,6 +35,22 @@ def test_one_member_ensemble_is_bit_identical_to_a_plain_run(tmp_path):
         assert torch.equal(got, a[name]), name
 
 
+PENALTY_RUNS = {"none": [], "gp": ["model.penalties=[{name: gp, weight: 1.0}]"],
+                "dragan": ["model.penalties=[{name: dragan, weight: 1.0}]"]}
+
+
+@pytest.mark.parametrize("penalty", ["gp", "dragan"])
+def test_same_seed_members_agree_under_penalties_that_draw_noise(tmp_path, penalty):
+    """GP's and DRAGAN's draws come from each member's own stream, DRAGAN's std from its own
+    chunk: two members of one seed stay equal (under a shared stream they would not)."""
+    run = fit([RING], tiny_overrides(tmp_path / "r", epochs=2) + TOY + PENALTY_RUNS[penalty]
+              + ["seeds=[5,5,6]"])
+    weights = {k: v for k, v in state(run).items() if k.endswith("weight") and v.ndim == 3}
+    assert {k.split(".")[0] for k in weights} == {"generator", "discriminator"}
+    for name, w in weights.items():
+        assert torch.equal(w[0], w[1]) and not torch.allclose(w[0], w[2]), name
+
+
 def test_members_with_the_same_seed_agree_and_other_seeds_differ(tmp_path):
     run = fit([RING], tiny_overrides(tmp_path / "r", epochs=2) + TOY + ["seeds=[5,5,6]"])
     w = state(run)["generator.net.0.weight"]  # (members, out, in)
@@ -71,11 +87,14 @@ def test_member_k_samples_from_the_checkpoint_and_resumes(tmp_path):
     assert read_checkpoint(ckpt)["lit_gen"]["g_steps"] == 2 * 6  # 2 epochs of 6 batches
 
 
-def test_an_ensemble_equals_its_members_trained_one_by_one(tmp_path):
+@pytest.mark.parametrize("penalty", ["none", "dragan"])
+def test_an_ensemble_equals_its_members_trained_one_by_one(tmp_path, penalty):
     """Member k of an ensemble tracks a 2-member ensemble holding only its seed twice: the
-    batches, noise streams and updates of a member do not depend on the others."""
-    both = state(fit([RING], tiny_overrides(tmp_path / "a") + TOY + ["seeds=[7,8]"]))
-    alone = state(fit([RING], tiny_overrides(tmp_path / "b") + TOY + ["seeds=[8,8]"]))
+    batches, noise streams, penalty draws and updates of a member do not depend on the
+    others."""
+    extra = TOY + PENALTY_RUNS[penalty]
+    both = state(fit([RING], tiny_overrides(tmp_path / "a") + extra + ["seeds=[7,8]"]))
+    alone = state(fit([RING], tiny_overrides(tmp_path / "b") + extra + ["seeds=[8,8]"]))
     for name, value in both.items():
         if value.ndim and value.shape[0] == 2 and name.endswith(("weight", "bias")):
             torch.testing.assert_close(value[1], alone[name][0], atol=1e-5, rtol=1e-5)
