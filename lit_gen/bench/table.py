@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from lit_gen.bench.figures import draw_toy_scatter
 from lit_gen.bench.records import (
     FAILED,
     FINISHED,
@@ -756,8 +757,6 @@ def main(argv: list[str] | None = None) -> int:
     figures, figure_notes = list(args.figure), []
     if args.scatter:
         out.parent.mkdir(parents=True, exist_ok=True)
-        from lit_gen.bench.figures import draw_toy_scatter
-
         paths, figure_notes = draw_toy_scatter(records, table.group_by, out)
         figures += [p.name for p in paths if p.name not in figures]
     markdown = render_markdown(table, title, command, args.sources, figures, figure_notes)
