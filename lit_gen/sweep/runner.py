@@ -301,6 +301,21 @@ class LocalSweep:
                 while free:
                     if queue:
                         run = queue.pop(0)
+                        # the run may have been finished, or started, by a fit outside this
+                        # runner since the queue was made: relaunching a finished run with
+                        # resume=last would reopen it and overwrite its done.json
+                        now = self.status(run)
+                        if now == "finished":
+                            out.skipped.append(run.name)
+                            started += 1
+                            print(f"    skipping {run.name}: finished meanwhile", flush=True)
+                            continue
+                        if now == "running":
+                            out.failed.append(run.name)
+                            print(f"    skipping {run.name}: a live lit_gen.fit holds "
+                                  f"{self.root / run.name} "
+                                  f"({_describe_lock(self.root / run.name)})", flush=True)
+                            continue
                     elif self.can_propose():
                         run = self.propose(set(running), set(out.failed))
                         self.validate(run)

@@ -290,6 +290,40 @@ def test_one_sweep_per_root(tmp_path, fake_fit, capsys):
     assert len(fake_fit) == 6 and {t for _, _, t in fake_fit} == {str(max(1, os.cpu_count() // 3))}
 
 
+def test_a_run_finished_or_started_outside_the_runner_meanwhile_is_not_relaunched(
+        tmp_path, fake_fit, monkeypatch, capsys):
+    """The queue is made at start; by the time a run's turn comes a fit outside this runner
+    may have finished it (relaunching it with resume=last would reopen it and overwrite its
+    done.json) or be training it: both are skipped, named."""
+    from lit_gen.run.lock import RunLock
+
+    spec = toy_spec(parameters={"seed": {"values": [0, 1, 2]}, "config": {"value": TOY_RUN}})
+    path = write_sweep(tmp_path / "g.yaml", spec)
+    root = tmp_path / "root"
+    held = []
+
+    class Outside(subprocess.Popen):  # the fixture's fake process, plus an outside fit
+        def poll(self):
+            code = super().poll()
+            if code == 0 and not held:  # while seed=0 ran: seed=1 started, seed=2 finished
+                held.append(RunLock(root / "seed=1").acquire())
+                (root / "seed=2").mkdir()
+                for f in ("config.yaml", "metrics.json", "done.json"):
+                    (root / "seed=2" / f).write_text("{}")
+            return code
+
+    monkeypatch.setattr(subprocess, "Popen", Outside)
+    try:
+        assert sweep_mod.main([str(path), "--root", str(root)]) == 1  # seed=1 not run
+    finally:
+        held[0].release()
+    assert [n for n, _, _ in fake_fit] == ["seed=0"]
+    out = capsys.readouterr().out
+    assert "skipping seed=1: a live lit_gen.fit holds" in out
+    assert "skipping seed=2: finished meanwhile" in out
+    assert (root / "seed=2" / "done.json").read_text() == "{}"
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"method": "grid", "parameters": {"seed": {"values": [0]}}, "tune": 1,
       "command": ["python", "-m", "lit_gen.fit", "${args}"]}, "'tune' was unexpected"),
