@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
+from lit_gen.callbacks.run_state import TrainingClock
 from lit_gen.data import build_datamodule
 from lit_gen.data.members import MemberDataModule
 from lit_gen.errors import ConfigError, DataError, cli_main
@@ -156,7 +157,8 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path, resumed: dict | None, io, wri
             if resumed["log_step"] is not None:  # rows a killed run logged after its checkpoint
                 truncate_csv(run_dir / CSV_FILE, resumed["log_step"])
             record_resume(run_dir, ckpt_path, resumed, changes)
-    callbacks = build_callbacks(cfg, run_dir)
+    clock = TrainingClock()
+    callbacks = [*build_callbacks(cfg, run_dir), clock]
     if any(k.startswith(("model.g_optim", "model.d_optim", "model.e_optim")) for k in changes):
         callbacks.append(ApplyOptimizerSettings())
     trainer = L.Trainer(
@@ -174,9 +176,11 @@ def _fit(cfg, dm, model, run_dir: Path, ckpt_path, resumed: dict | None, io, wri
         if trainer.state.status == "finished":
             sync_wandb_summary(trainer.loggers, read_metrics(run_dir))
             # the marker sweeps and bench read: training ended normally, metrics are final
-            write_json(run_dir / DONE_FILE, {"epoch": trainer.current_epoch,
-                                             "g_step": int(model.g_steps),
-                                             "wall_seconds": round(time.perf_counter() - start, 1)})
+            total = clock.seconds()
+            write_json(run_dir / DONE_FILE, {
+                "epoch": trainer.current_epoch, "g_step": int(model.g_steps),
+                "wall_seconds": round(time.perf_counter() - start, 1),  # this launch
+                **({} if total is None else {"train_seconds": round(total, 1)})})
         print(f"run dir: {run_dir}")
     return run_dir
 

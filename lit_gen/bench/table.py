@@ -551,6 +551,15 @@ def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
 
+def training_seconds(done: dict | None) -> tuple[float, bool] | None:
+    """A finished run's training time and whether it covers every launch (done.json's
+    train_seconds) or only the last (wall_seconds: records before train_seconds)."""
+    for key, every in (("train_seconds", True), ("wall_seconds", False)):
+        if done and is_finite_number(done.get(key)):
+            return float(done[key]), every
+    return None
+
+
 def provenance(records: list[RunRecord]) -> list[str]:
     """Markdown lines: protocols from metrics.json, then git commits, devices, libraries,
     each counted over runs (an ensemble run once, not once per member)."""
@@ -589,12 +598,17 @@ def provenance(records: list[RunRecord]) -> list[str]:
             lines.append(f"- {lib} {next(iter(counts))}")
         else:
             lines.append(f"- {lib}: " + "; ".join(f"{v} ({_runs(n)})" for v, n in sorted(counts.items())))
-    secs = [float(r.done["wall_seconds"]) for r in records
-            if r.done and is_finite_number(r.done.get("wall_seconds"))]
-    if secs:
+    timed = [t for t in (training_seconds(r.done) for r in records) if t is not None]
+    if timed:
+        secs = [t for t, _ in timed]
+        last_only = sum(not every for _, every in timed)
+        how = "a resumed run counts its last launch" if last_only == len(timed) else \
+            "a resumed run counts all its launches" if not last_only else \
+            (f"a resumed run counts all its launches, or only its last where its record "
+             f"predates done.json's train_seconds ({_runs(last_only)})")
         lines.append(f"- training wall time: {sum(secs) / 60:.1f} min in total over "
                      f"{_runs(len(secs))} that finished ({sum(secs) / len(secs):.0f} s per run; "
-                     "a resumed run counts its last launch)")
+                     f"{how})")
     if n_members:
         ensembles = sum(1 for r in records if r.member is not None)
         lines.append(f"- {ensembles} of the {_runs(len(records))} above train their seeds as "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from pathlib import Path
 
 import lightning as L
@@ -107,3 +108,25 @@ class DDPParameterCheck(L.Callback):
         if trainer.is_global_zero:
             update_metrics(self.run_dir, {"ddp_world_size": trainer.world_size,
                                           "ddp_ranks_identical": int(len(set(digests)) == 1)})
+
+
+class TrainingClock(L.Callback):
+    """Wall-clock seconds a run has trained over all its launches: the time so far travels
+    in each checkpoint, so a resumed run's done.json (`train_seconds`) counts the launches
+    before it up to their last checkpoint (work redone after a kill counts once), not only
+    the last launch (`wall_seconds`). None when resumed from a checkpoint without it."""
+
+    KEY = "lit_gen_clock"
+
+    def __init__(self):
+        self.start, self.carried = time.perf_counter(), 0.0
+
+    def seconds(self) -> float | None:
+        return None if self.carried is None else self.carried + time.perf_counter() - self.start
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[self.KEY] = {"train_seconds": self.seconds()}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        carried = (checkpoint.get(self.KEY) or {}).get("train_seconds")
+        self.carried = None if carried is None else float(carried)

@@ -233,6 +233,24 @@ def test_provenance_counts_an_ensemble_run_once(runs, tmp_path):
             "a member shares its run's environment and wall time)") in md
 
 
+def test_provenance_counts_every_launch_where_the_record_has_train_seconds(runs, tmp_path):
+    # the fixture's 7 finished runs (30 s each, records without train_seconds); one of them
+    # was resumed: 30 s in its last launch, 90 s over all of them
+    d = runs / "dcgan_mnist,seed=0"
+    (d / "done.json").write_text(json.dumps({"epoch": 5, "g_step": 100, "wall_seconds": 30.0,
+                                             "train_seconds": 90.0}))
+    md, _ = table_files(runs, tmp_path / "t")
+    # (6 x 30 s + 90 s) / 7 runs = 4.5 min, 39 s per run
+    assert ("- training wall time: 4.5 min in total over 7 runs that finished (39 s per run; "
+            "a resumed run counts all its launches, or only its last where its record "
+            "predates done.json's train_seconds (6 runs))") in md
+    for other in runs.glob("*/done.json"):
+        done = json.loads(other.read_text())
+        other.write_text(json.dumps({**done, "train_seconds": done.get("train_seconds", 30.0)}))
+    md, _ = table_files(runs, tmp_path / "t")
+    assert "(39 s per run; a resumed run counts all its launches)" in md
+
+
 def test_ensemble_membership_is_a_field_not_read_from_the_run_name():
     from lit_gen.bench.records import distinct_runs, run_records
 

@@ -96,3 +96,26 @@ def test_killed_run_resumes_from_last_epoch(tmp_path, monkeypatch):
     fit(cfg, tiny_overrides(run, epochs=4) + ["resume=last"])
     assert json.loads((run / "metrics.json").read_text())["epoch"] == 4
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+
+
+def test_done_json_counts_the_training_time_of_every_launch(tmp_path):
+    """train_seconds = the time carried in the checkpoint resumed from + this launch, so a
+    resumed run does not report only its last launch (wall_seconds); unknown (absent) when
+    the checkpoint predates the clock."""
+    cfg = [ROOT / "conf" / "experiment" / "gan_ring2d.yaml"]
+    run = tmp_path / "r"
+    fit(cfg, tiny_overrides(run, epochs=1))
+    done = json.loads((run / "done.json").read_text())
+    assert 0 <= done["train_seconds"] - done["wall_seconds"] < 5  # + building the Trainer
+    carried = read_checkpoint(run / "checkpoints" / "last.ckpt")["lit_gen_clock"]["train_seconds"]
+    assert 0 < carried <= done["train_seconds"] + 0.1
+    fit(cfg, tiny_overrides(run, epochs=2) + ["resume=last"])
+    done = json.loads((run / "done.json").read_text())
+    assert carried <= done["train_seconds"] - done["wall_seconds"] < carried + 5
+    # a checkpoint written before the clock existed: the total is unknown, not guessed
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    del ckpt["lit_gen_clock"]
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+    fit(cfg, tiny_overrides(run, epochs=3) + ["resume=last"])
+    done = json.loads((run / "done.json").read_text())
+    assert "train_seconds" not in done and done["epoch"] == 3
