@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import time
 from pathlib import Path
@@ -128,5 +129,8 @@ class TrainingClock(L.Callback):
         checkpoint[self.KEY] = {"train_seconds": self.seconds()}
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        carried = (checkpoint.get(self.KEY) or {}).get("train_seconds")
-        self.carried = None if carried is None else float(carried)
+        state = checkpoint.get(self.KEY)
+        carried = state.get("train_seconds") if isinstance(state, dict) else None
+        # anything but a finite, non-negative number (an old or edited checkpoint): unknown
+        ok = isinstance(carried, (int, float)) and math.isfinite(carried) and carried >= 0
+        self.carried = float(carried) if ok else None

@@ -113,9 +113,12 @@ def test_done_json_counts_the_training_time_of_every_launch(tmp_path):
     done = json.loads((run / "done.json").read_text())
     assert carried <= done["train_seconds"] - done["wall_seconds"] < carried + 5
     # a checkpoint written before the clock existed: the total is unknown, not guessed
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    del ckpt["lit_gen_clock"]
-    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
-    fit(cfg, tiny_overrides(run, epochs=3) + ["resume=last"])
-    done = json.loads((run / "done.json").read_text())
-    assert "train_seconds" not in done and done["epoch"] == 3
+    for epochs, clock in ((3, None), (4, {"train_seconds": "1 hour"}), (5, float("nan"))):
+        ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+        ckpt.pop("lit_gen_clock")
+        if clock is not None:
+            ckpt["lit_gen_clock"] = clock
+        torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+        fit(cfg, tiny_overrides(run, epochs=epochs) + ["resume=last"])
+        done = json.loads((run / "done.json").read_text())
+        assert "train_seconds" not in done and done["epoch"] == epochs
