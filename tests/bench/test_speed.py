@@ -230,18 +230,25 @@ def test_whole_process_section(tmp_path):
     assert row["steps"][1] == 3 * row["steps"][0]
     for side in ("plain", "lightning", "lit_gen", "lightning_k2", "lit_gen_k2"):
         assert math.isfinite(row[side]["ms_per_step"]) and row[side]["runs_ms_per_step"]
+    # ratios are rounded to 4 decimals (abs 5e-5), from ms rounded to 4 decimals (rel 2e-3)
     assert row["lit_gen_k2"]["ratio"] == pytest.approx(plain_ms(row) / row["lit_gen_k2"]["ms_per_step"],
-                                                       rel=2e-3)
+                                                       rel=2e-3, abs=6e-5)
     plain, lit = row["plain"]["ms_per_step"], row["lit_gen"]["ms_per_step"]
-    assert row["ratio"] == pytest.approx(plain / lit, rel=2e-3)
-    assert row["ratio"] == pytest.approx(row["lightning_ratio"] * row["ratio_vs_lightning"], rel=3e-3)
+    assert row["ratio"] == pytest.approx(plain / lit, rel=2e-3, abs=6e-5)
+    assert row["ratio"] == pytest.approx(row["lightning_ratio"] * row["ratio_vs_lightning"],
+                                         rel=3e-3, abs=2e-4)
     inside = row["in_epoch_ms_per_step"]
-    assert row["in_epoch_ratio"] == pytest.approx(inside["plain"] / inside["lit_gen"], rel=2e-3)
+    assert row["in_epoch_ratio"] == pytest.approx(inside["plain"] / inside["lit_gen"], rel=2e-3,
+                                                  abs=6e-5)
     # the grouped side inside the epoch too (bare Lightning's K side is whole-process only)
     assert set(inside) == {"plain", "lightning", "lit_gen", "lit_gen_k2"}
     assert all(math.isfinite(v) and v > 0 for v in inside.values())
     assert row["lit_gen_k2"]["in_epoch_ratio"] == pytest.approx(
         inside["plain"] / inside["lit_gen_k2"], rel=2e-3)
     assert "in-epoch x" in bench_speed.format_report(result)
-    assert row["status"] == ("PASS" if row["ratio"] >= 0.95 else "FAIL")
+    # on a loaded machine a 3N-epoch run can take no longer than the N one: named, not rated
+    sides = ("plain", "lightning", "lit_gen", "lightning_k2", "lit_gen_k2")
+    noisy = [s for s in sides if row[s]["ms_per_step"] <= 0]
+    assert row["status"] == ("NOISE" if noisy else "PASS" if row["ratio"] >= 0.95 else "FAIL")
+    assert ("noise" in row) == bool(noisy)
     assert "whole process" in bench_speed.format_report(result)

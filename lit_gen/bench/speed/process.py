@@ -273,6 +273,12 @@ def bench_experiment(name: str, s: Settings, device: torch.device, fit_root: Pat
     row["in_epoch_ratio"] = round(inside["plain"] / inside["lit_gen"], 4)
     row["target"] = f"whole-process ratio >= {RATIO_TARGET}"
     row["status"] = status(row["ratio"] >= RATIO_TARGET)
+    noisy = [side for side in all_sides if row[side]["ms_per_step"] <= 0]
+    if noisy:  # 3N epochs no slower than N: the difference is the machine's noise
+        row["status"] = "NOISE"
+        row["noise"] = (f"{', '.join(noisy)}: the {3 * epochs}-epoch runs took no longer than "
+                        f"the {epochs}-epoch ones; rerun on a quieter machine or with more "
+                        "--epochs")
     log(f"  {name:<14} ms/step plain {plain:.3f}  lightning {row['lightning']['ms_per_step']:.3f}"
         f"  lit_gen {row['lit_gen']['ms_per_step']:.3f}  ratio {row['ratio']:.3f}  "
         f"(in-epoch {row['in_epoch_ratio']:.3f})  start-up lit_gen "
