@@ -276,6 +276,12 @@ class LocalSweep:
         return Launched(proc, log, slot, time.monotonic())
 
     # --- the whole sweep ----------------------------------------------------------------
+    def skip_running(self, run, out: Outcome) -> None:
+        """A run a live lit_gen.fit holds (outside this runner): named, counted as failed."""
+        print(f"    skipping {run.name}: a live lit_gen.fit holds {self.root / run.name} "
+              f"({_describe_lock(self.root / run.name)})", flush=True)
+        out.failed.append(run.name)
+
     def execute(self, slots: list[str | None]) -> Outcome:
         """Run every unfinished run, len(slots) at a time; slot i runs on GPU slots[i]."""
         out = Outcome()
@@ -285,9 +291,7 @@ class LocalSweep:
             if status == "finished":
                 out.skipped.append(run.name)
             elif status == "running":
-                print(f"    skipping {run.name}: a live lit_gen.fit holds {self.root / run.name} "
-                      f"({_describe_lock(self.root / run.name)})", flush=True)
-                out.failed.append(run.name)
+                self.skip_running(run, out)
             else:
                 self.validate(run)
                 queue.append(run)
@@ -311,10 +315,7 @@ class LocalSweep:
                             print(f"    skipping {run.name}: finished meanwhile", flush=True)
                             continue
                         if now == "running":
-                            out.failed.append(run.name)
-                            print(f"    skipping {run.name}: a live lit_gen.fit holds "
-                                  f"{self.root / run.name} "
-                                  f"({_describe_lock(self.root / run.name)})", flush=True)
+                            self.skip_running(run, out)
                             continue
                     elif self.can_propose():
                         run = self.propose(set(running), set(out.failed))
