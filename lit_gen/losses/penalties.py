@@ -48,16 +48,18 @@ class Draws:
     def __init__(self, rngs: list[torch.Generator] | None = None):
         self.rngs = rngs or None
 
+    def draw(self, fn, n: int, *shape: int, **kwargs) -> Tensor:
+        """fn(rows, *shape) (torch.rand, torch.randn) for n rows: member k's n / M rows from
+        its own stream."""
+        if self.rngs is None:
+            return fn(n, *shape, **kwargs)
+        return torch.cat([fn(n // len(self.rngs), *shape, generator=g, **kwargs)
+                          for g in self.rngs])
+
     def rand(self, x: Tensor, per_example: bool = False) -> Tensor:
         """U[0, 1) shaped like x, or (B, 1, ...) with one value per example."""
-        def shape(n):
-            return (n, *([1] * (x.ndim - 1))) if per_example else (n, *x.shape[1:])
-
-        if self.rngs is None:
-            return torch.rand(shape(len(x)), dtype=x.dtype, device=x.device)
-        n = len(x) // len(self.rngs)
-        return torch.cat([torch.rand(shape(n), dtype=x.dtype, device=x.device, generator=g)
-                          for g in self.rngs])
+        shape = [1] * (x.ndim - 1) if per_example else list(x.shape[1:])
+        return self.draw(torch.rand, len(x), *shape, dtype=x.dtype, device=x.device)
 
     def std(self, x: Tensor) -> Tensor:
         """The sample std of the batch's values; in an ensemble, of each member's chunk, as a

@@ -18,6 +18,7 @@ from torch import nn
 from lit_gen import __version__
 from lit_gen.data.base import BatchGroup
 from lit_gen.errors import ConfigError, NonFiniteError
+from lit_gen.losses.penalties import Draws
 from lit_gen.models.optim import (
     apply_fast_paths,
     build_optimizer,
@@ -333,11 +334,8 @@ class GenerativeModule(L.LightningModule):
     def sample_latent(self, n: int) -> Tensor:
         """n prior samples, (n, latent_dim). Training an ensemble, n covers every member's
         chunk and member k's rows come from member k's own stream."""
-        if self.training and self.n_members > 1:
-            rngs = self.member_rngs()
-            return torch.cat([torch.randn(n // self.n_members, self.latent_dim, device=self.device,
-                                          generator=g) for g in rngs])
-        return torch.randn(n, self.latent_dim, device=self.device)
+        draws = Draws(self.member_rngs() if self.training and self.n_members > 1 else None)
+        return draws.draw(torch.randn, n, self.latent_dim, device=self.device)
 
     # --- ensembles of members (config `seeds`) ------------------------------------------
     def build_members(self, *builds: Callable[[], nn.Module]) -> tuple[nn.Module, ...]:
