@@ -62,7 +62,13 @@ from lit_gen.run.threads import (
     cuda_queried_per_step,
     skip_cuda_query_without_gpu,
 )
-from lit_gen.run.trainer import HARMLESS_WARNINGS, build_callbacks, build_loggers, trainer_kwargs
+from lit_gen.run.trainer import (
+    HARMLESS_WARNINGS,
+    build_callbacks,
+    build_loggers,
+    drop_lightning_adverts,
+    trainer_kwargs,
+)
 
 #: the batch a BatchNorm layer needs in training (statistics of a single example fail)
 BATCHNORM_MIN_BATCH = 2
@@ -96,6 +102,7 @@ def run(cfg) -> Path:
     """Train the experiment described by a validated config; returns the run dir."""
     for pattern in HARMLESS_WARNINGS:
         warnings.filterwarnings("ignore", pattern)
+    drop_lightning_adverts()
     run_dir, ckpt_path = resolve_run_dir(cfg)
     inherited = os.environ.get(RUN_DIR_ENV)
     writer = rank() == 0 and inherited is None  # DDP ranks started later do not write

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from lit_gen.callbacks import (
@@ -35,7 +36,24 @@ HARMLESS_WARNINGS = (
     ".*overridden `transfer_batch_to_device` in `LightningModule`.*",
     # a pre-emption checkpoint restarts mid-epoch: the data module skips the batches done
     ".*resuming from a checkpoint that ended before the epoch ended.*",
+    # data sets without a validation split (the toys) and ensembles return no val loader
+    ".*Total length of `list` across ranks is zero.*",
 )
+
+
+class _DropAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... litlogger" line, an advert logged at every fit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+_ADVERTS = _DropAdverts()
+
+
+def drop_lightning_adverts() -> None:
+    """Keep Lightning's advert out of run logs (its other lines stay); idempotent."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_ADVERTS)
 
 
 def trainer_kwargs(cfg, model) -> dict:
