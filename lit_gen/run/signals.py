@@ -46,14 +46,6 @@ class Preempted(SystemExit):
                 f"{self.step}: saved {self.path}; continue with resume=last")
 
 
-def save_full_checkpoint(trainer, path) -> None:
-    """last.ckpt with the optimizer and loop states a resume needs (weights_only=False
-    said, as ModelCheckpoint says it: left unset, Lightning logs "`weights_only` was not
-    set, defaulting to `False`", which reads like an unsafe load; lit_gen reads every
-    checkpoint with weights_only=True)."""
-    trainer.save_checkpoint(path, weights_only=False)
-
-
 def rng_states() -> dict:
     """Every global RNG's state as tensors and plain lists (weights-only loadable)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -155,7 +147,7 @@ class Preemption(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # last.ckpt follows a wall-clock cadence: after a signal, this epoch end writes it
         if self.signum is not None:
-            save_full_checkpoint(trainer, self.last_path)
+            trainer.save_checkpoint(self.last_path)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.signum is None or batch_idx + 1 >= trainer.num_training_batches:
@@ -171,7 +163,7 @@ class Preemption(L.Callback):
             "epoch": trainer.current_epoch, "batches_done": batches_done,
             "rng": rng_states(), "epoch_sums": self._epoch_sums(pl_module)}
         try:
-            save_full_checkpoint(trainer, self.last_path)
+            trainer.save_checkpoint(self.last_path)
         finally:
             self._mid_epoch_state = None
         requeue_slurm_job(trainer)

@@ -41,19 +41,31 @@ HARMLESS_WARNINGS = (
 )
 
 
-class _DropAdverts(logging.Filter):
-    """Drops Lightning's "💡 Tip: ... litlogger" line, an advert logged at every fit."""
+#: Lightning log lines kept out of run logs: (logger, message start). The advert is logged
+#: at every fit; the other comes with every full checkpoint save and reads like an unsafe
+#: load (lit_gen reads every checkpoint with weights_only=True)
+MISLEADING_LINES = (
+    ("lightning.pytorch.utilities.rank_zero", "💡 Tip:"),
+    ("lightning.pytorch.trainer.connectors.checkpoint_connector", "`weights_only` was not set"),
+)
+
+
+class _DropLines(logging.Filter):
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip:")
+        return not str(record.msg).startswith(self.start)
 
 
-_ADVERTS = _DropAdverts()
+_FILTERS = {name: _DropLines(start) for name, start in MISLEADING_LINES}
 
 
 def drop_lightning_adverts() -> None:
-    """Keep Lightning's advert out of run logs (its other lines stay); idempotent."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_ADVERTS)
+    """Keep MISLEADING_LINES out of run logs (Lightning's other lines stay); idempotent."""
+    for name, f in _FILTERS.items():
+        logging.getLogger(name).addFilter(f)
 
 
 def trainer_kwargs(cfg, model) -> dict:
