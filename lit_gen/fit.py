@@ -66,7 +66,7 @@ from lit_gen.run.trainer import (
     HARMLESS_WARNINGS,
     build_callbacks,
     build_loggers,
-    drop_lightning_adverts,
+    drop_misleading_lightning_lines,
     trainer_kwargs,
 )
 
@@ -102,7 +102,7 @@ def run(cfg) -> Path:
     """Train the experiment described by a validated config; returns the run dir."""
     for pattern in HARMLESS_WARNINGS:
         warnings.filterwarnings("ignore", pattern)
-    drop_lightning_adverts()
+    drop_misleading_lightning_lines()
     run_dir, ckpt_path = resolve_run_dir(cfg)
     inherited = os.environ.get(RUN_DIR_ENV)
     writer = rank() == 0 and inherited is None  # DDP ranks started later do not write

@@ -59,12 +59,13 @@ class _DropLines(logging.Filter):
         return not str(record.msg).startswith(self.start)
 
 
-_FILTERS = {name: _DropLines(start) for name, start in MISLEADING_LINES}
+# one filter per line (a logger may carry several); addFilter ignores a filter it holds
+_FILTERS = [(name, _DropLines(start)) for name, start in MISLEADING_LINES]
 
 
-def drop_lightning_adverts() -> None:
+def drop_misleading_lightning_lines() -> None:
     """Keep MISLEADING_LINES out of run logs (Lightning's other lines stay); idempotent."""
-    for name, f in _FILTERS.items():
+    for name, f in _FILTERS:
         logging.getLogger(name).addFilter(f)
 
 
