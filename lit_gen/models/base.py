@@ -17,7 +17,7 @@ from torch import nn
 
 from lit_gen import __version__
 from lit_gen.data.base import BatchGroup
-from lit_gen.errors import ConfigError, NonFiniteError
+from lit_gen.errors import CheckpointError, ConfigError, NonFiniteError
 from lit_gen.losses.penalties import Draws
 from lit_gen.models.optim import (
     apply_fast_paths,
@@ -363,6 +363,24 @@ class GenerativeModule(L.LightningModule):
             return
         self._member_rngs = [torch.Generator(device=self.device).manual_seed(seed_of(s))
                              for s in self.member_seeds]
+
+    def member_rng_states(self) -> list[Tensor] | None:
+        """Each member's noise-stream state, for a mid-epoch checkpoint (the streams are
+        seeded at an epoch's start only, so a run resumed inside an epoch needs them); None
+        where the members draw from the global stream (a plain run, a 1-member ensemble)."""
+        if self._member_rngs is None:
+            return None
+        return [g.get_state() for g in self._member_rngs]
+
+    def set_member_rng_states(self, states: list[Tensor]) -> None:
+        """Restore `member_rng_states()`."""
+        if len(states) != self.n_members:
+            raise CheckpointError(f"the checkpoint holds the noise streams of {len(states)} "
+                                  f"member(s), this model has {self.n_members}")
+        rngs = [torch.Generator(device=self.device) for _ in states]
+        for g, state in zip(rngs, states, strict=True):
+            g.set_state(state)
+        self._member_rngs = rngs
 
     def select_member(self, k: int) -> int:
         """Sampling, grids and metrics use member k from now on; returns the previous one."""

@@ -9,8 +9,8 @@ SIGUSR1); done.json is not written.
 
 The checkpoint holds what a mid-epoch restart needs to continue bit for bit: how many
 batches of the epoch are done (the data module skips them: its order is a function of the
-seed and epoch), the RNG states at that step (torch, CUDA, numpy, Python), and the model's
-running epoch sums. `resume=last` (or, after a SLURM requeue, the same command) continues.
+seed and epoch), the RNG states at that step (torch, CUDA, numpy, Python, and an ensemble's
+per-member noise streams), and the model's running epoch sums. `resume=last` (or, after a SLURM requeue, the same command) continues.
 
 Single-process runs only: under DDP Lightning's own SIGTERM handling stays in place (the
 ranks must agree on the step to stop at).
@@ -23,6 +23,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -112,6 +113,13 @@ class Preemption(L.Callback):
         if self._resume is not None:
             state, self._resume = self._resume, None
             set_rng_states(state["rng"])
+            if state.get("member_rngs") is not None:  # an ensemble's own noise streams
+                pl_module.set_member_rng_states(state["member_rngs"])
+            elif getattr(pl_module, "n_members", 1) > 1:
+                print("lit_gen.fit: this mid-epoch checkpoint predates saving an ensemble's "
+                      "noise streams: the rest of its epoch draws other noise than an "
+                      "uninterrupted run would (the run is sound, not bit-identical)",
+                      file=sys.stderr)
             sums = getattr(pl_module, "_train_logs", None)
             if sums is not None and "epoch_sums" in state:
                 s = state["epoch_sums"]
@@ -161,7 +169,9 @@ class Preemption(L.Callback):
         signum = self.signum
         self._mid_epoch_state = {
             "epoch": trainer.current_epoch, "batches_done": batches_done,
-            "rng": rng_states(), "epoch_sums": self._epoch_sums(pl_module)}
+            "rng": rng_states(), "epoch_sums": self._epoch_sums(pl_module),
+            # EpochSeeding seeds them at an epoch's start, which a mid-epoch resume skips
+            "member_rngs": getattr(pl_module, "member_rng_states", lambda: None)()}
         try:
             trainer.save_checkpoint(self.last_path)
         finally:

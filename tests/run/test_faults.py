@@ -28,7 +28,7 @@ from lit_gen.errors import CheckpointError, ConfigError, DataError
 from lit_gen.run.checkpoint import read_checkpoint
 from lit_gen.run.lock import LOCK_FILE, RunLock, RunLockedError, holder_info
 from lit_gen.run.signals import RESUME_KEY, Preempted
-from tests.conftest import ROOT, fit, tiny_overrides
+from tests.conftest import ROOT, assert_same_training, fit, tiny_overrides
 
 GAN = ROOT / "conf" / "experiment" / "gan_ring2d.yaml"
 EPOCHS = 3
@@ -188,7 +188,7 @@ def test_sigterm_saves_at_the_step_and_resumes_bit_identically(reference, tmp_pa
     done.json missing or not. Now: exit 143, last.ckpt at that very step (mid-epoch), no
     done.json, and `resume=last` ends bit-identical to the uninterrupted run."""
     run_dir = tmp_path / "run"
-    proc, _, go = start_pausing_fit(tmp_path, run_dir, at=9)  # epoch 1, batch 3
+    proc, _, go = start_pausing_fit(tmp_path, run_dir, at=9)  # epoch 1, 4 batches done
     proc.send_signal(signal.SIGTERM)
     go.write_text("go")
     out, _ = proc.communicate(timeout=120)
@@ -229,6 +229,56 @@ def test_sigusr1_in_process_then_resume(reference, tmp_path, monkeypatch):
     monkeypatch.setattr(fit_mod, "build_callbacks", original)
     fit([GAN], overrides(run_dir) + ["resume=last"])
     assert_same_run(reference, run_dir)
+
+
+ENSEMBLE = ["seeds=[1,2]", "metrics.names=[toy]", "metrics.toy_samples=200",
+            "model.penalties=[{name: gp, weight: 1.0}]"]  # GP: per-member draws too
+
+
+def sigterm_ensemble_at(monkeypatch, run_dir: Path, at: int) -> dict:
+    """Train a 2-member ensemble until SIGTERM at generator step `at`; its last.ckpt."""
+    import lit_gen.fit as fit_mod
+
+    original = fit_mod.build_callbacks
+    monkeypatch.setattr(fit_mod, "build_callbacks",
+                        lambda cfg, d: original(cfg, d) + [SignalAt(at, signal.SIGTERM)])
+    assert fit_mod.main(fit_argv(run_dir, *ENSEMBLE)) == 128 + signal.SIGTERM
+    monkeypatch.setattr(fit_mod, "build_callbacks", original)
+    return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+
+
+def test_an_ensemble_stopped_mid_epoch_resumes_bit_identically(tmp_path, monkeypatch, capfd):
+    """Before: a mid-epoch checkpoint held the global RNG states but not an ensemble's own
+    noise streams, which EpochSeeding seeds at an epoch's start only (a mid-epoch resume
+    skips that hook): the rest of the resumed epoch drew its latents and penalty points
+    from streams seeded afresh, and a 2-member ensemble ended with other weights (a toy
+    table run resumed twice ended at 25 modes / 95.1 % for seed 0 where the uninterrupted
+    run has 20 / 93.2 %). Now the streams are saved and restored, and the resumed run
+    equals the uninterrupted one; a checkpoint without them still resumes, and says so."""
+    reference = fit([GAN], overrides(tmp_path / "reference") + ENSEMBLE)
+    run_dir = tmp_path / "run"
+    ckpt = sigterm_ensemble_at(monkeypatch, run_dir, at=9)  # epoch 1, 4 batches done
+    state = ckpt[RESUME_KEY]
+    assert state["batches_done"] == 4 and len(state["member_rngs"]) == 2
+    assert not torch.equal(state["member_rngs"][0], state["member_rngs"][1])
+    fit([GAN], overrides(run_dir) + ENSEMBLE + ["resume=last"])
+    assert_same_training(reference, run_dir)
+    assert json.loads((reference / "metrics.json").read_text())["members"] == \
+        json.loads((run_dir / "metrics.json").read_text())["members"]
+
+    # a mid-epoch checkpoint written before the streams were saved: sound, not identical
+    old_dir = tmp_path / "old"
+    ckpt = sigterm_ensemble_at(monkeypatch, old_dir, at=9)
+    del ckpt[RESUME_KEY]["member_rngs"]
+    torch.save(ckpt, old_dir / "checkpoints" / "last.ckpt")
+    capfd.readouterr()
+    fit([GAN], overrides(old_dir) + ENSEMBLE + ["resume=last"])
+    assert "predates saving an ensemble's noise streams" in capfd.readouterr().err
+    old = read_checkpoint(old_dir / "checkpoints" / "last.ckpt")
+    assert old["lit_gen"]["g_steps"] == STEPS
+    ref = read_checkpoint(reference / "checkpoints" / "last.ckpt")["state_dict"]
+    assert not torch.equal(old["state_dict"]["generator.net.0.weight"],
+                           ref["generator.net.0.weight"])
 
 
 # --- hostile files ---------------------------------------------------------------------------
