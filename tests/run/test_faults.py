@@ -214,19 +214,26 @@ class SignalAt(L.Callback):
             os.kill(os.getpid(), self.signum)
 
 
-def test_sigusr1_in_process_then_resume(reference, tmp_path, monkeypatch):
-    """SLURM's pre-emption warning, SIGUSR1, at the last batch of an epoch: exit code 138
-    from the command's main, and the resumed run equals the uninterrupted one."""
+def fit_signalled(monkeypatch, run_dir: Path, at: int, signum: int, *extra: str) -> int:
+    """lit_gen.fit's main in this process, sent `signum` at generator step `at`; its exit code."""
     import lit_gen.fit as fit_mod
 
     original = fit_mod.build_callbacks
     monkeypatch.setattr(fit_mod, "build_callbacks",
-                        lambda cfg, d: original(cfg, d) + [SignalAt(11, signal.SIGUSR1)])
+                        lambda cfg, d: original(cfg, d) + [SignalAt(at, signum)])
+    try:
+        return fit_mod.main(fit_argv(run_dir, *extra))
+    finally:
+        monkeypatch.setattr(fit_mod, "build_callbacks", original)
+
+
+def test_sigusr1_in_process_then_resume(reference, tmp_path, monkeypatch):
+    """SLURM's pre-emption warning, SIGUSR1, at the last batch of an epoch: exit code 138
+    from the command's main, and the resumed run equals the uninterrupted one."""
     run_dir = tmp_path / "run"
-    assert fit_mod.main(fit_argv(run_dir)) == 128 + signal.SIGUSR1
+    assert fit_signalled(monkeypatch, run_dir, 11, signal.SIGUSR1) == 128 + signal.SIGUSR1
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers given back
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["lit_gen"]["g_steps"] == 12
-    monkeypatch.setattr(fit_mod, "build_callbacks", original)
     fit([GAN], overrides(run_dir) + ["resume=last"])
     assert_same_run(reference, run_dir)
 
@@ -237,13 +244,7 @@ ENSEMBLE = ["seeds=[1,2]", "metrics.names=[toy]", "metrics.toy_samples=200",
 
 def sigterm_ensemble_at(monkeypatch, run_dir: Path, at: int) -> dict:
     """Train a 2-member ensemble until SIGTERM at generator step `at`; its last.ckpt."""
-    import lit_gen.fit as fit_mod
-
-    original = fit_mod.build_callbacks
-    monkeypatch.setattr(fit_mod, "build_callbacks",
-                        lambda cfg, d: original(cfg, d) + [SignalAt(at, signal.SIGTERM)])
-    assert fit_mod.main(fit_argv(run_dir, *ENSEMBLE)) == 128 + signal.SIGTERM
-    monkeypatch.setattr(fit_mod, "build_callbacks", original)
+    assert fit_signalled(monkeypatch, run_dir, at, signal.SIGTERM, *ENSEMBLE) == 128 + signal.SIGTERM
     return read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
 
