@@ -10,7 +10,8 @@ SIGUSR1); done.json is not written.
 The checkpoint holds what a mid-epoch restart needs to continue bit for bit: how many
 batches of the epoch are done (the data module skips them: its order is a function of the
 seed and epoch), the RNG states at that step (torch, CUDA, numpy, Python, and an ensemble's
-per-member noise streams), and the model's running epoch sums. `resume=last` (or, after a SLURM requeue, the same command) continues.
+per-member noise streams), and the model's running epoch sums. `resume=last` (or, after a
+SLURM requeue, the same command) continues.
 
 Single-process runs only: under DDP Lightning's own SIGTERM handling stays in place (the
 ranks must agree on the step to stop at).
